@@ -1,0 +1,30 @@
+"""NeuroScope: mechanistic interpretability for transformer language models,
+in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
+
+``import neuroscope`` never imports numpy; the numpy backend loads on first use.
+"""
+
+from .backends import get_backend, set_backend
+from .cache import ActivationCache
+from .errors import (InvalidTokenError, LayerNotFoundError, ModelFormatError, NeuroScopeError,
+                     ShapeError, UnknownHookError, UnsupportedModelError)
+from .hooks import (ActivationHook, CachingHook, FunctionHook, HookManager, HookPoint,
+                    InterventionHook, ProbeHook)
+from .interventions import (AddVector, Intervention, MeanAblation, NoiseInjection, Patch,
+                            ResampleAblation, Scale, ZeroAblation)
+from .model import ModelConfig, ModelOutput, TransformerModel
+from .names import act_name, component_name
+from .tensor import Tensor, arange, cat, full, ones, stack, tensor, where, zeros
+from .tokenizer import Tokenizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "FunctionHook", "HookManager",
+    "HookPoint", "Intervention", "InterventionHook", "InvalidTokenError", "LayerNotFoundError",
+    "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuroScopeError",
+    "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError", "Tensor",
+    "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
+    "act_name", "arange", "cat", "component_name", "full", "get_backend", "ones", "set_backend",
+    "stack", "tensor", "where", "zeros",
+]

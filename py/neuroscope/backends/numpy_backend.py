@@ -1,0 +1,276 @@
+"""The numpy backend: the reference definition of every primitive op.
+
+Each method is the specification the WebGPU, WebGL2 and CPU kernels are tested
+against (see ``base.PRIMITIVE_OPS``). Work is done in place on fresh buffers
+where that saves a pass over memory; inputs are never modified.
+"""
+
+import math
+
+import numpy as np
+
+from .base import BINARY_OPS, REDUCE_OPS, UNARY_OPS, Backend
+
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+    "U8": np.uint8, "BOOL": np.bool_,
+}
+
+_GELU_NEW_C = math.sqrt(2.0 / math.pi)
+
+
+def _erf(x):
+    # numpy has no erf. Abramowitz & Stegun 7.1.26, evaluated in float64: its
+    # 1.5e-7 absolute error is below float32 resolution for gelu's use. The
+    # GPU kernels use the same formula.
+    t64 = x.astype(np.float64)
+    sign = np.sign(t64)
+    a = np.abs(t64)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+                + t * (-1.453152027 + t * 1.061405429))))
+    return (sign * (1.0 - poly * np.exp(-a * a))).astype(x.dtype)
+
+
+def _gelu_new(x):
+    # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), GPT-2's approximation.
+    inner = x * x
+    inner *= 0.044715 * x
+    inner += x
+    inner *= _GELU_NEW_C
+    np.tanh(inner, out=inner)
+    inner += 1.0
+    inner *= x
+    inner *= 0.5
+    return inner
+
+
+def _gelu(x):
+    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype, copy=False)
+
+
+def _silu(x):
+    out = np.negative(x)
+    np.exp(out, out=out)
+    out += 1.0
+    np.divide(x, out, out=out)
+    return out
+
+
+_UNARY = {
+    "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1.0 / np.sqrt(x), "tanh": np.tanh, "abs": np.abs,
+    "square": np.square, "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "silu": _silu,
+    "gelu": _gelu, "gelu_new": _gelu_new, "isfinite": np.isfinite,
+}
+_BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+    "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
+    "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+    "gt": np.greater, "ge": np.greater_equal,
+}
+assert set(_UNARY) == set(UNARY_OPS) and set(_BINARY) == set(BINARY_OPS)
+
+
+def _index(key):
+    """Translate the backend's slice key into a numpy index tuple."""
+    out = []
+    for item in key:
+        if isinstance(item, tuple):
+            out.append(slice(*item))
+        elif isinstance(item, list):
+            out.append(np.asarray(item, dtype=np.int64))
+        elif isinstance(item, np.ndarray):
+            out.append(item)
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    # -- allocator -----------------------------------------------------------
+    def from_host(self, data, shape, dtype):
+        array = np.asarray(data, dtype=dtype)
+        return array.reshape(shape) if shape is not None else array
+
+    def from_bytes(self, buffer, source_dtype, shape, dtype="float32"):
+        if source_dtype == "BF16":
+            # bfloat16 is the top half of a float32: widen by shifting 16 bits.
+            raw = np.frombuffer(buffer, dtype="<u2").astype(np.uint32) << 16
+            array = raw.view(np.float32)
+        else:
+            array = np.frombuffer(buffer, dtype=np.dtype(_SAFETENSORS_DTYPES[source_dtype]).newbyteorder("<"))
+        return array.astype(dtype).reshape(shape)
+
+    def full(self, shape, value, dtype):
+        return np.full(shape, value, dtype=dtype)
+
+    def arange(self, start, stop, dtype):
+        return np.arange(start, stop, dtype=dtype)
+
+    def to_list(self, handle):
+        return handle.tolist()
+
+    def to_numpy(self, handle):
+        return handle
+
+    # -- elementwise ---------------------------------------------------------
+    def unary(self, op, x):
+        return _UNARY[op](x)
+
+    def binary(self, op, a, b):
+        result = _BINARY[op](a, b)
+        # Keep float32 when combined with a Python float (numpy 2 does already;
+        # an int tensor divided stays a float of the default width).
+        return result
+
+    def where(self, cond, a, b):
+        return np.where(cond, a, b)
+
+    def cast(self, x, dtype):
+        return x.astype(dtype)
+
+    # -- matmul and reductions -----------------------------------------------
+    def matmul(self, a, b, transpose_a=False, transpose_b=False):
+        if transpose_a:
+            a = np.swapaxes(a, -1, -2)
+        if transpose_b:
+            b = np.swapaxes(b, -1, -2)
+        return np.matmul(a, b)
+
+    def reduce(self, op, x, axes, keepdims):
+        assert op in REDUCE_OPS
+        return getattr(np, op)(x, axis=axes, keepdims=keepdims)
+
+    def argmax(self, x, axis):
+        return np.argmax(x, axis=axis)
+
+    def cumsum(self, x, axis):
+        return np.cumsum(x, axis=axis)
+
+    def softmax(self, x, axis):
+        peak = np.max(x, axis=axis, keepdims=True)
+        peak[~np.isfinite(peak)] = 0.0
+        out = np.subtract(x, peak)
+        np.exp(out, out=out)
+        total = out.sum(axis=axis, keepdims=True)
+        total[total == 0] = 1.0
+        out /= total
+        return out
+
+    def log_softmax(self, x, axis):
+        peak = np.max(x, axis=axis, keepdims=True)
+        shifted = x - peak
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    def layer_norm(self, x, weight, bias, eps):
+        centered = x - x.mean(axis=-1, keepdims=True)
+        variance = np.square(centered).mean(axis=-1, keepdims=True)
+        variance += eps
+        centered /= np.sqrt(variance)
+        if weight is not None:
+            centered *= weight
+        if bias is not None:
+            centered += bias
+        return centered
+
+    def rms_norm(self, x, weight, eps):
+        mean_square = np.square(x).mean(axis=-1, keepdims=True)
+        mean_square += eps
+        out = x / np.sqrt(mean_square)
+        if weight is not None:
+            out *= weight
+        return out
+
+    # -- indexing and layout -------------------------------------------------
+    def gather(self, x, indices, axis):
+        return np.take(x, indices, axis=axis)
+
+    def take_along(self, x, indices, axis):
+        return np.take_along_axis(x, indices, axis=axis)
+
+    def slice(self, x, key):
+        index = _index(key)
+        if sum(isinstance(i, np.ndarray) for i in index) > 1:
+            return self._outer(x, index)
+        return x[index]
+
+    def set_slice(self, x, key, value):
+        out = x.copy()
+        index = _index(key)
+        if sum(isinstance(i, np.ndarray) for i in index) > 1:
+            index = self._outer_index(x, index)
+        out[index] = value
+        return out
+
+    @staticmethod
+    def _outer_index(x, index):
+        # Integer axes drop out; lists and slices become open-mesh ranges.
+        ranges = []
+        for item, size in zip(index + (slice(None),) * (x.ndim - len(index)), x.shape):
+            if isinstance(item, np.ndarray):
+                ranges.append(item)
+            elif isinstance(item, slice):
+                ranges.append(np.arange(size)[item])
+            else:
+                ranges.append(np.asarray([item]))
+        return np.ix_(*ranges)
+
+    def _outer(self, x, index):
+        full = x[self._outer_index(x, index)]
+        drop = tuple(i for i, item in enumerate(index) if isinstance(item, (int, np.integer)))
+        return full.squeeze(axis=drop) if drop else full
+
+    def concat(self, xs, axis):
+        return np.concatenate(xs, axis=axis)
+
+    def reshape(self, x, shape):
+        return x.reshape(shape)
+
+    def permute(self, x, axes):
+        return x.transpose(axes)
+
+    def broadcast_to(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+    def topk(self, x, k, axis):
+        # argpartition, then sort the k winners: O(n) instead of a full sort.
+        part = np.argpartition(-x, k - 1, axis=axis) if k < x.shape[axis] else \
+            np.broadcast_to(np.arange(x.shape[axis]).reshape(
+                [-1 if i == axis % x.ndim else 1 for i in range(x.ndim)]), x.shape)
+        part = np.take(part, np.arange(k), axis=axis)
+        values = np.take_along_axis(x, part, axis=axis)
+        order = np.argsort(-values, axis=axis, kind="stable")
+        return (np.take_along_axis(values, order, axis=axis),
+                np.take_along_axis(part, order, axis=axis).astype(np.int64))
+
+    # -- fused transformer ops -----------------------------------------------
+    def rotary(self, x, cos, sin, rotary_dim):
+        rot, rest = x[..., :rotary_dim], x[..., rotary_dim:]
+        half = rotary_dim // 2
+        rotated = np.concatenate([-rot[..., half:], rot[..., :half]], axis=-1)
+        cos = cos[:, :, None, :]
+        sin = sin[:, :, None, :]
+        out = rot * cos + rotated * sin
+        return np.concatenate([out, rest], axis=-1) if rest.shape[-1] else out
+
+    def attention(self, q, k, v, mask, scale, return_pattern):
+        n_heads, n_kv = q.shape[2], k.shape[2]
+        if n_heads != n_kv:
+            k = np.repeat(k, n_heads // n_kv, axis=2)
+            v = np.repeat(v, n_heads // n_kv, axis=2)
+        # [batch, head, q_pos, k_pos]
+        scores = np.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1))
+        scores *= scale
+        if mask is None:
+            q_len, k_len = scores.shape[-2:]
+            mask = np.tril(np.ones((q_len, k_len), dtype=bool), k_len - q_len)[None]
+        np.copyto(scores, -np.inf, where=~mask[:, None])
+        pattern = self.softmax(scores, -1)
+        # [batch, head, q_pos, d_head] -> [batch, q_pos, head, d_head]
+        z = np.matmul(pattern, v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+        return z, (pattern if return_pattern else None)

@@ -1,0 +1,86 @@
+"""``ActivationCache``: a plain mapping from hook name to Tensor.
+
+It holds no reference to the model. Keys are full TransformerLens names;
+lookups also accept TransformerLens' short form (``cache["pattern", 3]``) and
+the friendly address (``cache.at(3, "pattern")``). Analyses are separate
+functions in ``neuroscope.analysis``.
+"""
+
+import difflib
+
+from .errors import UnknownHookError
+from .names import act_name, component_name
+
+
+class ActivationCache:
+    """Activations recorded during a forward pass, by hook name."""
+
+    def __init__(self, activations=None, tokens=None):
+        self._store = dict(activations or {})
+        # The input the activations came from: lets a patching spec re-create
+        # the cache elsewhere (e.g. from a share link).
+        self.tokens = tokens
+
+    # -- mapping -------------------------------------------------------------
+    def _resolve(self, key):
+        if isinstance(key, tuple):
+            try:
+                return act_name(*key)
+            except KeyError:
+                raise self._unknown(repr(key)) from None
+        if key in self._store:
+            return key
+        try:
+            return act_name(key)
+        except KeyError:
+            raise self._unknown(key) from None
+
+    def _unknown(self, key):
+        return UnknownHookError(key, difflib.get_close_matches(str(key), list(self._store), n=3, cutoff=0.4))
+
+    def __getitem__(self, key):
+        name = self._resolve(key)
+        if name not in self._store:
+            raise self._unknown(name)
+        return self._store[name]
+
+    def __setitem__(self, name, value):
+        self._store[name] = value
+
+    def __delitem__(self, key):
+        del self._store[self._resolve(key)]
+
+    def __contains__(self, key):
+        try:
+            return self._resolve(key) in self._store
+        except UnknownHookError:
+            return False
+
+    def __iter__(self):
+        return iter(self._store)
+
+    def __len__(self):
+        return len(self._store)
+
+    def keys(self):
+        return self._store.keys()
+
+    def values(self):
+        return self._store.values()
+
+    def items(self):
+        return self._store.items()
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def at(self, layer, component):
+        """The activation at a friendly address, e.g. ``at(5, "residual")``."""
+        return self[component_name(layer, component)]
+
+    @property
+    def nbytes(self):
+        return sum(t.nbytes for t in self._store.values())
+
+    def __repr__(self):
+        return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"

@@ -1,0 +1,281 @@
+"""Hook points, hook objects and the hook manager.
+
+A ``HookPoint`` is an identity with a name, placed on every activation the
+model computes (TransformerLens' ``hook_points.py`` idea). Hook functions take
+``(activation, hook)`` and return a replacement or None. Hooks are objects:
+
+* ``FunctionHook``    a TransformerLens-style ``(name or predicate, fn)`` pair;
+* ``ActivationHook``  records ``last_activation`` (and may run an action);
+* ``InterventionHook`` replaces the activation (an ``Intervention`` or a callable);
+* ``ProbeHook``       runs a probe on the activation and keeps its outputs;
+* ``CachingHook``     stores activations into an ``ActivationCache``.
+
+The ``HookManager`` validates every address before it registers anything, so a
+bad layer or name raises with no hook left behind; ``hooks([...])`` is a
+context manager that always removes what it added.
+"""
+
+import difflib
+from contextlib import contextmanager
+
+from .cache import ActivationCache
+from .errors import LayerNotFoundError, UnknownHookError
+from .interventions import Intervention
+from .names import act_name, component_name
+from .tensor import Tensor, as_tensor
+
+
+class HookPoint:
+    """An identity on one activation; registered functions may replace it."""
+
+    __slots__ = ("name", "fns")
+
+    def __init__(self, name):
+        self.name = name
+        self.fns = []  # [(fn, owner)]
+
+    @property
+    def layer(self):
+        return int(self.name.split(".")[1]) if self.name.startswith("blocks.") else None
+
+    def add(self, fn, owner, prepend=False):
+        if prepend:
+            self.fns.insert(0, (fn, owner))
+        else:
+            self.fns.append((fn, owner))
+
+    def remove(self, owner):
+        self.fns = [(fn, o) for fn, o in self.fns if o is not owner]
+
+    def __call__(self, activation):
+        if not self.fns:
+            return activation
+        for fn, _ in tuple(self.fns):
+            result = fn(activation, self)
+            if result is not None:
+                activation = result if isinstance(result, Tensor) else as_tensor(result)
+        return activation
+
+    def __repr__(self):
+        return f"HookPoint({self.name!r}, {len(self.fns)} hooks)"
+
+
+class Hook:
+    """Base class of hook objects: where (``targets``) and what (``__call__``)."""
+
+    def targets(self):
+        """Addresses this hook attaches to: names, predicates or (layer, component)."""
+        raise NotImplementedError
+
+    def __call__(self, activation, hook):
+        raise NotImplementedError
+
+
+class _Addressed(Hook):
+    """A hook at ``name=`` or at ``layer=`` + ``component=``."""
+
+    def __init__(self, layer=None, component=None, name=None):
+        if name is None and (layer is None or component is None):
+            raise ValueError("give either name=... or both layer=... and component=...")
+        self.layer, self.component, self.name = layer, component, name
+
+    def targets(self):
+        return [self.name if self.name is not None else (self.layer, self.component)]
+
+    def _where(self):
+        return self.name if self.name is not None else f"layer={self.layer}, component={self.component!r}"
+
+
+class FunctionHook(Hook):
+    """``fn(activation, hook)`` at a name, a list of names, or a name predicate."""
+
+    def __init__(self, name, fn):
+        self.name, self.fn = name, fn
+
+    def targets(self):
+        return self.name if isinstance(self.name, list) else [self.name]
+
+    def __call__(self, activation, hook):
+        return self.fn(activation, hook)
+
+    def __repr__(self):
+        return f"FunctionHook({self.name!r}, {getattr(self.fn, '__name__', self.fn)!r})"
+
+
+class ActivationHook(_Addressed):
+    """Records the activation; an optional ``action(activation)`` may return a replacement."""
+
+    def __init__(self, layer=None, component=None, action=None, name=None):
+        super().__init__(layer, component, name)
+        self.action = action
+        self.last_activation = None
+
+    def __call__(self, activation, hook):
+        self.last_activation = activation
+        return self.action(activation) if self.action is not None else None
+
+    def __repr__(self):
+        return f"ActivationHook({self._where()})"
+
+
+class InterventionHook(_Addressed):
+    """Replaces the activation with ``action(activation)``.
+
+    ``action`` is an ``Intervention`` (which serialises) or any callable. With
+    ``heads=[...]`` an Intervention acts on those heads only; a plain callable
+    receives the whole activation, as in ``lambda a: a.zero_heads([3, 7])``.
+    """
+
+    def __init__(self, layer=None, component=None, action=None, heads=None, name=None):
+        super().__init__(layer, component, name)
+        if action is None:
+            raise ValueError("InterventionHook needs an action (an Intervention or a callable)")
+        self.action, self.heads = action, heads
+
+    def __call__(self, activation, hook):
+        if isinstance(self.action, Intervention):
+            return self.action.intervene(activation, hook, heads=self.heads)
+        return self.action(activation)
+
+    def to_spec(self):
+        if not isinstance(self.action, Intervention):
+            raise TypeError("only an InterventionHook whose action is an Intervention serialises")
+        where = {"name": self.name} if self.name is not None else {
+            "layer": self.layer, "component": self.component}
+        return {**where, "heads": self.heads, "intervention": self.action.to_spec()}
+
+    @classmethod
+    def from_spec(cls, spec):
+        return cls(layer=spec.get("layer"), component=spec.get("component"), name=spec.get("name"),
+                   heads=spec.get("heads"), action=Intervention.from_spec(spec["intervention"]))
+
+    def __repr__(self):
+        return f"InterventionHook({self._where()}, heads={self.heads}, action={self.action!r})"
+
+
+class ProbeHook(_Addressed):
+    """Runs ``probe(activation)`` on each pass and keeps the outputs; never edits."""
+
+    def __init__(self, layer=None, component=None, probe=None, name=None):
+        super().__init__(layer, component, name)
+        if probe is None:
+            raise ValueError("ProbeHook needs a probe: a callable or an object with predict()")
+        self.probe = probe
+        self.outputs = []
+
+    @property
+    def last_output(self):
+        return self.outputs[-1] if self.outputs else None
+
+    def __call__(self, activation, hook):
+        run = self.probe.predict if hasattr(self.probe, "predict") else self.probe
+        self.outputs.append(run(activation))
+        return None
+
+
+class CachingHook(Hook):
+    """Stores activations into ``self.cache`` (an ``ActivationCache``)."""
+
+    def __init__(self, names=None, cache=None):
+        # names: a list of names / (layer, component) addresses, a predicate, or None for all.
+        self.names = names
+        self.cache = cache if cache is not None else ActivationCache()
+
+    def targets(self):
+        if self.names is None:
+            return [lambda name: True]
+        return self.names if isinstance(self.names, (list, tuple)) else [self.names]
+
+    def __call__(self, activation, hook):
+        self.cache[hook.name] = activation
+        return None
+
+
+class HookManager:
+    """Registers hook objects on a model's hook points."""
+
+    def __init__(self, hook_points, n_layers, context=None):
+        self.hook_points = hook_points  # {name: HookPoint}
+        self.n_layers = n_layers
+        self.context = context  # the model, handed to Intervention.prepare
+        self._hooks = {}  # hook -> [names]
+
+    @property
+    def hooks(self):
+        return list(self._hooks)
+
+    def resolve(self, target):
+        """Hook names for one address: a name, a short name, a predicate or (layer, component)."""
+        if callable(target) and not isinstance(target, str):
+            return [name for name in self.hook_points if target(name)]
+        if isinstance(target, tuple):
+            layer, component = target
+            self._check_layer(layer)
+            return [self._check_name(component_name(layer, component), target)]
+        if target in self.hook_points:
+            return [target]
+        layer = _layer_in(target)
+        if layer is not None:
+            self._check_layer(layer)
+        try:
+            name = act_name(target)
+        except KeyError:
+            name = target
+        return [self._check_name(name, target)]
+
+    def _check_layer(self, layer):
+        if not isinstance(layer, int) or not 0 <= layer < self.n_layers:
+            raise LayerNotFoundError(layer, self.n_layers)
+
+    def _check_name(self, name, asked):
+        if name not in self.hook_points:
+            close = difflib.get_close_matches(str(name), list(self.hook_points), n=3, cutoff=0.5)
+            raise UnknownHookError(asked if isinstance(asked, str) else f"{asked} -> {name}", close)
+        return name
+
+    def add_hook(self, hook, fn=None, prepend=False):
+        """Register a hook object, or a TransformerLens-style ``(name, fn)``; returns the hook."""
+        if not isinstance(hook, Hook):
+            if fn is None:
+                raise TypeError(f"add_hook expects a Hook object or (name, fn), got {hook!r}")
+            hook = FunctionHook(hook, fn)
+        if hook in self._hooks:
+            return hook
+        names = [name for target in hook.targets() for name in self.resolve(target)]
+        action = getattr(hook, "action", None)
+        if isinstance(action, Intervention) and self.context is not None:
+            action.prepare(self.context)
+        for name in names:
+            self.hook_points[name].add(hook, hook, prepend)
+        self._hooks[hook] = names
+        return hook
+
+    def remove_hook(self, hook):
+        for name in self._hooks.pop(hook, ()):
+            self.hook_points[name].remove(hook)
+
+    def clear(self):
+        for hook in list(self._hooks):
+            self.remove_hook(hook)
+
+    @contextmanager
+    def hooks_context(self, hooks):
+        """Add ``hooks`` (Hook objects or ``(name, fn)`` pairs) for the ``with`` body."""
+        added = []
+        try:
+            for hook in hooks:
+                added.append(self.add_hook(*hook) if isinstance(hook, tuple) else self.add_hook(hook))
+            yield added
+        finally:
+            for hook in added:
+                self.remove_hook(hook)
+
+    def __repr__(self):
+        return f"HookManager({len(self._hooks)} hooks on {len(self.hook_points)} hook points)"
+
+
+def _layer_in(name):
+    if isinstance(name, str) and name.startswith("blocks."):
+        part = name.split(".")[1]
+        return int(part) if part.lstrip("-").isdigit() else None
+    return None

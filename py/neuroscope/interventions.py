@@ -1,0 +1,263 @@
+"""Interventions: code that edits an activation, and data that describes it.
+
+Each built-in intervention serialises to a JSON spec (``to_spec``) and back
+(``Intervention.from_spec``), so the same edit runs in CPython and in the
+browser and travels in share links. A user subclass only needs ``apply``::
+
+    class Clamp(Intervention):
+        def apply(self, activation):
+            return activation.minimum(3.0)
+
+Activations are ``[batch, pos, ...]``; ``heads`` select along the head axis of
+per-head activations (``[batch, pos, head, d_head]``), ``positions`` along pos.
+"""
+
+import random
+
+from .tensor import Tensor, as_tensor, full
+
+
+class Intervention:
+    """Base class. Subclasses implement ``apply(activation) -> Tensor``."""
+
+    kind = None  # the spec's "type"; set on built-ins so from_spec finds them
+    _registry = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):
+            Intervention._registry[cls.kind] = cls
+
+    def __init__(self, positions=None):
+        self.positions = positions
+
+    def apply(self, activation):
+        raise NotImplementedError(f"{type(self).__name__} must implement apply(activation)")
+
+    def apply_at(self, activation, hook):
+        """Like ``apply``, for interventions that need the hook point (its name)."""
+        return self.apply(activation)
+
+    def prepare(self, model):
+        """Called once when registered on a model (e.g. to run a source prompt)."""
+
+    def intervene(self, activation, hook=None, heads=None):
+        """Apply to the selected heads / positions only, leaving the rest intact."""
+        if heads is None and self.positions is None:
+            return self.apply_at(activation, hook)
+        key = [slice(None)] * activation.ndim
+        if self.positions is not None:
+            key[1] = _as_list(self.positions)
+        if heads is not None:
+            key[-2] = _as_list(heads)
+        key = tuple(key)
+        out = activation.clone()
+        out[key] = self._apply_selected(activation, key, hook)
+        return out
+
+    def _apply_selected(self, activation, key, hook):
+        return self.apply_at(activation[key], hook)
+
+    def __call__(self, activation, hook=None):
+        return self.intervene(activation, hook)
+
+    # -- specs ---------------------------------------------------------------
+    def params(self):
+        """JSON-able constructor arguments; built-ins override."""
+        raise TypeError(f"{type(self).__name__} does not serialise: it defines no params()")
+
+    def to_spec(self):
+        if not self.kind:
+            raise TypeError(f"{type(self).__name__} has no kind, so it cannot serialise")
+        spec = {"type": self.kind, **self.params()}
+        if self.positions is not None:
+            spec["positions"] = _as_list(self.positions)
+        return spec
+
+    @staticmethod
+    def from_spec(spec):
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ValueError(f"an intervention spec is a dict with a 'type', got {spec!r}")
+        kind = spec["type"]
+        if kind not in Intervention._registry:
+            raise ValueError(f"unknown intervention type {kind!r}; expected one of "
+                             f"{sorted(Intervention._registry)}")
+        args = {k: v for k, v in spec.items() if k != "type"}
+        return Intervention._registry[kind](**args)
+
+    def __repr__(self):
+        try:
+            return f"{type(self).__name__}({self.params()})"
+        except TypeError:
+            return f"{type(self).__name__}()"
+
+
+class ZeroAblation(Intervention):
+    kind = "zero_ablation"
+
+    def apply(self, activation):
+        return full(activation.shape, 0.0, activation.dtype, activation.backend)
+
+    def params(self):
+        return {}
+
+
+class MeanAblation(Intervention):
+    """Replace with a mean: a given one, or the batch (and position) mean of the activation."""
+
+    kind = "mean_ablation"
+
+    def __init__(self, mean=None, over="batch", positions=None):
+        super().__init__(positions)
+        if over not in ("batch", "batch_and_positions"):
+            raise ValueError(f"over={over!r}; expected 'batch' or 'batch_and_positions'")
+        self.mean, self.over = mean, over
+
+    def _apply_selected(self, activation, key, hook):
+        # The mean is taken over the whole batch, then the selection is cut from it.
+        return self.apply(activation)[key]
+
+    def apply(self, activation):
+        if self.mean is not None:
+            mean = as_tensor(self.mean, dtype=activation.dtype, backend=activation.backend)
+        else:
+            axes = (0,) if self.over == "batch" else (0, 1)
+            mean = activation.mean(axes, keepdims=True)
+        return mean.broadcast_to(activation.shape) + 0.0
+
+    def params(self):
+        mean = self.mean.tolist() if isinstance(self.mean, Tensor) else self.mean
+        return {"mean": mean, "over": self.over}
+
+
+class Patch(Intervention):
+    """Replace with the same hook's activation from another run (``source``).
+
+    ``source`` is an ``ActivationCache`` (or mapping of hook name -> Tensor);
+    ``source_tokens`` instead re-runs the model on those tokens when the hook is
+    registered, which is how a spec from a share link becomes runnable.
+    """
+
+    kind = "patch"
+
+    def __init__(self, source=None, source_tokens=None, positions=None):
+        super().__init__(positions)
+        if source is None and source_tokens is None:
+            raise ValueError("Patch needs source= (a cache) or source_tokens=")
+        self.source = source
+        self.source_tokens = source_tokens if source_tokens is not None else getattr(source, "tokens", None)
+
+    def prepare(self, model):
+        if self.source is None:
+            _, self.source = model.run_with_cache(self.source_tokens)
+
+    def _source_for(self, activation, hook):
+        if self.source is None:
+            raise RuntimeError("Patch from tokens must be registered on a model before it runs")
+        return self.source[hook.name]
+
+    def _apply_selected(self, activation, key, hook):
+        return self._source_for(activation, hook)[key]
+
+    def apply_at(self, activation, hook):
+        source = self._source_for(activation, hook)
+        if source.shape != activation.shape:
+            raise ValueError(f"cannot patch {hook.name}: source shape {list(source.shape)} "
+                             f"differs from activation shape {list(activation.shape)}")
+        return source
+
+    def params(self):
+        if self.source_tokens is None:
+            raise TypeError("a Patch serialises only when it knows its source tokens")
+        tokens = self.source_tokens
+        return {"source_tokens": tokens.tolist() if isinstance(tokens, Tensor) else tokens}
+
+
+class ResampleAblation(Patch):
+    """Replace with another prompt's activation: the source batch, shuffled by ``seed``."""
+
+    kind = "resample_ablation"
+
+    def __init__(self, source=None, source_tokens=None, seed=0, positions=None):
+        super().__init__(source, source_tokens, positions)
+        self.seed = seed
+
+    def _source_for(self, activation, hook):
+        source = super()._source_for(activation, hook)
+        order = list(range(source.shape[0]))
+        random.Random(self.seed).shuffle(order)
+        # Resample to the activation's batch size, cycling through the donors.
+        order = [order[i % len(order)] for i in range(activation.shape[0])]
+        return source[order]
+
+    def apply_at(self, activation, hook):
+        return self._source_for(activation, hook)
+
+    def params(self):
+        return {**super().params(), "seed": self.seed}
+
+
+class Scale(Intervention):
+    kind = "scale"
+
+    def __init__(self, factor, positions=None):
+        super().__init__(positions)
+        self.factor = float(factor)
+
+    def apply(self, activation):
+        return activation * self.factor
+
+    def params(self):
+        return {"factor": self.factor}
+
+
+class AddVector(Intervention):
+    """Add ``coefficient * vector`` along the last axis (activation steering)."""
+
+    kind = "add_vector"
+
+    def __init__(self, vector, coefficient=1.0, positions=None):
+        super().__init__(positions)
+        self.vector, self.coefficient = vector, float(coefficient)
+
+    def apply(self, activation):
+        vector = as_tensor(self.vector, dtype=activation.dtype, backend=activation.backend)
+        if vector.shape[-1] != activation.shape[-1]:
+            raise ValueError(f"vector of length {vector.shape[-1]} cannot be added to an activation "
+                             f"whose last axis has {activation.shape[-1]} entries")
+        return activation + vector * self.coefficient
+
+    def params(self):
+        vector = self.vector.tolist() if isinstance(self.vector, Tensor) else list(self.vector)
+        return {"vector": vector, "coefficient": self.coefficient}
+
+
+class NoiseInjection(Intervention):
+    """Add Gaussian noise of std ``noise_level``, reproducible from ``seed``.
+
+    The noise comes from Python's own ``random`` so that CPython and the browser
+    draw the same numbers.
+    """
+
+    kind = "noise"
+
+    def __init__(self, noise_level, seed=0, positions=None):
+        super().__init__(positions)
+        self.noise_level, self.seed = float(noise_level), seed
+
+    def apply(self, activation):
+        rng = random.Random(self.seed)
+        noise = [rng.gauss(0.0, self.noise_level) for _ in range(activation.size)]
+        noise = as_tensor(noise, dtype=activation.dtype, backend=activation.backend)
+        return activation + noise.reshape(activation.shape)
+
+    def params(self):
+        return {"noise_level": self.noise_level, "seed": self.seed}
+
+
+def _as_list(value):
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, Tensor):
+        return value.tolist()
+    return list(value)

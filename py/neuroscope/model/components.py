@@ -1,0 +1,146 @@
+"""Transformer components, one class per concept (nanoGPT style).
+
+Dimension letters used in shape comments:
+    b batch, p query positions, k key positions, d d_model, h heads,
+    g kv heads, e d_head, m d_mlp, v vocabulary.
+
+Every projection weight is stored ``[in, out]`` (``x @ W``), converted from the
+Hugging Face layout once at load time (see ``families.py``). Each component
+owns its hook points, named with TransformerLens' names.
+"""
+
+import math
+import struct
+
+from ..hooks import HookPoint
+from ..tensor import Tensor, matmul, run_op
+
+
+class HookRegistry(dict):
+    """name -> HookPoint, with the symbolic shape of each activation."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = {}
+
+    def add(self, name, shape):
+        point = HookPoint(name)
+        self[name] = point
+        self.shapes[name] = shape
+        return point
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight + bias`` over the last axis; ``weight`` is ``[in, out]``."""
+    lead = x.shape[:-1]
+    out = matmul(x.reshape(-1, x.shape[-1]), weight)  # [N, out]
+    if bias is not None:
+        out = out + bias
+    return out.reshape(lead + (weight.shape[-1],))
+
+
+class Embed:
+    def __init__(self, W_E, hooks):
+        self.W_E = W_E  # [v, d]
+        self.hook_embed = hooks.add("hook_embed", ("batch", "pos", W_E.shape[1]))
+
+    def forward(self, tokens):
+        return self.hook_embed(self.W_E.take(tokens))  # [b, p, d]
+
+
+class PosEmbed:
+    def __init__(self, W_pos, hooks):
+        self.W_pos = W_pos  # [n_ctx, d]
+        self.hook_pos_embed = hooks.add("hook_pos_embed", ("batch", "pos", W_pos.shape[1]))
+
+    def forward(self, positions):
+        return self.hook_pos_embed(self.W_pos.take(positions))  # [b, p, d]
+
+
+class LayerNorm:
+    """LayerNorm; ``hook_normalized`` sees the output after w and b, as in TransformerLens.
+    ``w``/``b`` are None once ``fold_ln`` has folded them into the next layer."""
+
+    def __init__(self, w, b, eps, prefix, hooks):
+        self.w, self.b, self.eps = w, b, eps
+        d = (w.shape[0] if w is not None else "d_model")
+        self.hook_scale = hooks.add(prefix + "hook_scale", ("batch", "pos", 1))
+        self.hook_normalized = hooks.add(prefix + "hook_normalized", ("batch", "pos", d))
+
+    def forward(self, x):
+        if not self.hook_scale.fns:
+            out = _layer_norm(x, self.w, self.b, self.eps)
+            return self.hook_normalized(out)
+        centered = x - x.mean(-1, keepdims=True)
+        scale = self.hook_scale((centered.square().mean(-1, keepdims=True) + self.eps).sqrt())
+        out = centered / scale  # [b, p, d]
+        if self.w is not None:
+            out = out * self.w
+        if self.b is not None:
+            out = out + self.b
+        return self.hook_normalized(out)
+
+
+class RMSNorm:
+    """RMSNorm; ``hook_normalized`` sees ``x / scale`` before the weight, as in TransformerLens."""
+
+    def __init__(self, w, eps, prefix, hooks):
+        self.w, self.eps = w, eps
+        d = (w.shape[0] if w is not None else "d_model")
+        self.hook_scale = hooks.add(prefix + "hook_scale", ("batch", "pos", 1))
+        self.hook_normalized = hooks.add(prefix + "hook_normalized", ("batch", "pos", d))
+
+    def forward(self, x):
+        if not (self.hook_scale.fns or self.hook_normalized.fns):
+            return _run_norm("rms_norm", x, self.w, self.eps)
+        scale = self.hook_scale((x.square().mean(-1, keepdims=True) + self.eps).sqrt())
+        out = self.hook_normalized(x / scale)
+        return out * self.w if self.w is not None else out
+
+
+def _layer_norm(x, w, b, eps):
+    return run_op("layer_norm", x, w, b, eps)
+
+
+def _run_norm(op, x, w, eps):
+    return run_op(op, x, w, eps)
+
+
+class Rotary:
+    """Rotary position embedding tables (GPT-NeoX ``rotate_half`` convention)."""
+
+    def __init__(self, rotary_dim, theta, n_ctx, backend):
+        self.rotary_dim = rotary_dim
+        # Float32 products like Hugging Face's, so angles round the same way.
+        inv_freq = [_f32(1.0 / (theta ** (i / rotary_dim))) for i in range(0, rotary_dim, 2)]
+        self._inv_freq = inv_freq
+        self._backend = backend
+        self._tables = None
+        # Tables grow on demand: some configs declare contexts of 100k+.
+        self._grow(min(n_ctx, 512))
+
+    def _grow(self, n_positions):
+        cos, sin = [], []
+        for pos in range(n_positions):
+            angles = [_f32(pos * f) for f in self._inv_freq] * 2
+            cos.extend(math.cos(a) for a in angles)
+            sin.extend(math.sin(a) for a in angles)
+        shape = (n_positions, self.rotary_dim)
+        self._tables = (Tensor(self._backend.from_host(cos, shape, "float32"), self._backend),
+                        Tensor(self._backend.from_host(sin, shape, "float32"), self._backend))
+
+    def tables(self, positions):
+        """cos, sin for ``positions [b, p]`` -> each ``[b, p, rotary_dim]``."""
+        needed = max(positions.max().item() + 1, 1)
+        if needed > self._tables[0].shape[0]:
+            self._grow(max(needed, 2 * self._tables[0].shape[0]))
+        cos, sin = self._tables
+        return cos.take(positions), sin.take(positions)
+
+    @staticmethod
+    def apply(x, cos, sin, rotary_dim):
+        return run_op("rotary", x, cos, sin, rotary_dim)
+
+
+def _f32(value):
+    return struct.unpack("f", struct.pack("f", value))[0]

@@ -1,0 +1,134 @@
+"""Loading models: the Hugging Face folder layout, and random models from a config.
+
+``load_huggingface`` reads ``config.json``, ``model.safetensors`` (or the sharded
+``model.safetensors.index.json``) and ``tokenizer.json`` from a folder, a file
+inside one, or the local Hugging Face cache for a hub name. Weights are read
+by NeuroScope's own safetensors reader and converted on the backend.
+"""
+
+import os
+
+from ..backends import get_backend
+from ..errors import ModelFormatError
+from ..tensor import Tensor
+from ..tokenizer import Tokenizer
+from .config import ModelConfig
+from .families import MAPPERS, canonical_shapes, check_shapes
+from .safetensors import SafetensorsFile, ShardedSafetensors
+
+
+def resolve_folder(name_or_path):
+    """A local folder holding config.json for a path or a hub name."""
+    path = os.fspath(name_or_path)
+    if os.path.isfile(path):
+        path = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        return path
+    cached = _hub_cache_snapshot(path)
+    if cached:
+        return cached
+    raise FileNotFoundError(
+        f"{path!r} is neither a folder nor a model in the local Hugging Face cache; expected a folder "
+        f"with config.json, model.safetensors and tokenizer.json")
+
+
+def _hub_cache_snapshot(name):
+    if name.count("/") > 1 or not name:
+        return None
+    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+    snapshots = os.path.join(home, "models--" + name.replace("/", "--"), "snapshots")
+    if not os.path.isdir(snapshots):
+        return None
+    for snapshot in sorted(os.listdir(snapshots)):
+        folder = os.path.join(snapshots, snapshot)
+        if os.path.exists(os.path.join(folder, "config.json")):
+            return folder
+    return None
+
+
+def open_weights(folder):
+    index = os.path.join(folder, "model.safetensors.index.json")
+    single = os.path.join(folder, "model.safetensors")
+    if os.path.exists(single):
+        return SafetensorsFile.open(single)
+    if os.path.exists(index):
+        return ShardedSafetensors.open(index)
+    raise ModelFormatError(f"{folder}: no model.safetensors or model.safetensors.index.json "
+                           f"(found: {', '.join(sorted(os.listdir(folder))) or 'nothing'})")
+
+
+def load_huggingface(model_class, name_or_path, backend=None, dtype="float32"):
+    backend = backend or get_backend()
+    folder = resolve_folder(name_or_path)
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.exists(config_path):
+        raise ModelFormatError(f"{folder}: no config.json")
+    cfg = ModelConfig.from_hf(config_path, source=config_path)
+    weights = weights_from_reader(cfg, open_weights(folder), backend, dtype)
+    tokenizer_path = os.path.join(folder, "tokenizer.json")
+    tokenizer = Tokenizer.from_file(tokenizer_path) if os.path.exists(tokenizer_path) else None
+    return model_class(cfg, weights, tokenizer, backend, source=folder)
+
+
+def weights_from_reader(cfg, reader, backend, dtype="float32"):
+    """Canonical weights from a safetensors reader (file or sharded index)."""
+    names = set(reader.keys())
+
+    def get(name):
+        info = reader.info(name)  # raises ModelFormatError naming file and tensor
+        return Tensor(backend.from_bytes(reader.raw(name), info.dtype, info.shape, dtype), backend)
+
+    weights = MAPPERS[cfg.family](cfg, get, names)
+    check_shapes(cfg, weights, getattr(reader, "name", "weights"))
+    return weights
+
+
+def random_model(model_class, config, seed=0, tokenizer=None, backend=None):
+    """A model with HF-style random init: N(0, initializer_range) matrices, unit norms, zero biases."""
+    backend = backend or get_backend()
+    cfg = _as_config(config)
+    draw = _normal_sampler(seed)
+    weights = {}
+    for name, shape in canonical_shapes(cfg).items():
+        leaf = name.rsplit(".", 1)[1]
+        if leaf == "w":
+            weights[name] = Tensor(backend.full(shape, 1.0, "float32"), backend)
+        elif leaf.startswith("b"):
+            weights[name] = Tensor(backend.full(shape, 0.0, "float32"), backend)
+        else:
+            weights[name] = Tensor(backend.from_host(draw(shape, cfg.initializer_range), shape,
+                                                     "float32"), backend)
+    return model_class(cfg, weights, tokenizer, backend, source=f"random(seed={seed})")
+
+
+def _as_config(config):
+    if isinstance(config, ModelConfig):
+        return config
+    if hasattr(config, "to_dict"):  # a transformers PretrainedConfig
+        config = config.to_dict()
+    if isinstance(config, dict) and "model_type" in config and "family" not in config:
+        return ModelConfig.from_hf(config, source="config")
+    if isinstance(config, dict):
+        return ModelConfig(**config)
+    raise TypeError(f"expected a ModelConfig, a Hugging Face config or a dict, got {type(config).__name__}")
+
+
+def _normal_sampler(seed):
+    try:
+        import numpy as np
+    except ImportError:
+        np = None
+    if np is not None:
+        rng = np.random.default_rng(seed)
+        return lambda shape, std: rng.normal(0.0, std, size=shape).astype(np.float32)
+    import random
+    rng = random.Random(seed)
+    return lambda shape, std: [rng.gauss(0.0, std) for _ in range(_prod(shape))]
+
+
+def _prod(shape):
+    out = 1
+    for s in shape:
+        out *= s
+    return out

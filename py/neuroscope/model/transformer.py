@@ -1,0 +1,276 @@
+"""``TransformerModel``: a decoder-only transformer with hook points everywhere.
+
+Composition, not flags: an embedding, optional learned positions or rotary
+tables, a list of blocks (sequential or parallel), a final norm and an
+unembedding. Weights arrive in the canonical layout of ``families.py``.
+References: TransformerLens' ``HookedTransformer`` (names, conventions),
+Hugging Face transformers (numerics), nanoGPT (structure).
+"""
+
+from ..backends import get_backend
+from ..cache import ActivationCache
+from ..errors import InvalidTokenError, LayerNotFoundError
+from ..hooks import CachingHook, HookManager
+from ..names import component_name
+from ..tensor import Tensor, arange, as_tensor, matmul
+from .attention import causal_mask
+from .blocks import Block, ParallelBlock, make_norm
+from .components import Embed, HookRegistry, PosEmbed, Rotary, linear
+
+
+class ModelOutput:
+    """What ``forward`` returns: ``logits [b, p, v]`` and the key/value cache."""
+
+    def __init__(self, logits, past_key_values=None):
+        self.logits = logits
+        self.past_key_values = past_key_values
+
+    def __repr__(self):
+        return f"ModelOutput(logits={self.logits!r})"
+
+
+class TransformerModel:
+    def __init__(self, config, weights, tokenizer=None, backend=None, source=None):
+        self.cfg = self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.backend = backend or get_backend()
+        self.source = source
+        self._build()
+
+    def _build(self):
+        cfg, w = self.cfg, self.weights
+        hooks = HookRegistry()
+        self.embed = Embed(w["embed.W_E"], hooks)
+        self.pos_embed = PosEmbed(w["pos_embed.W_pos"], hooks) if cfg.positional == "learned" else None
+        rotary = (Rotary(cfg.rotary_dim, cfg.rope_theta, cfg.n_ctx, self.backend)
+                  if cfg.positional == "rotary" else None)
+        block_class = ParallelBlock if cfg.parallel_attn_mlp else Block
+        self.blocks = [block_class(cfg, w, layer, hooks, rotary) for layer in range(cfg.n_layers)]
+        self.ln_final = make_norm(cfg, w, "ln_final", "ln_final.", hooks)
+        self.hook_points = hooks
+        self.hook_manager = HookManager(hooks, cfg.n_layers, context=self)
+
+    # -- TransformerLens-style parameter access -------------------------------
+    @property
+    def W_E(self):
+        return self.weights["embed.W_E"]
+
+    @property
+    def W_U(self):
+        """``[d_model, d_vocab]``; a transposed view of W_E when embeddings are tied."""
+        return self.weights["unembed.W_U"] if "unembed.W_U" in self.weights else self.W_E.T
+
+    @property
+    def b_U(self):
+        return self.weights.get("unembed.b_U")
+
+    @property
+    def n_layers(self):
+        return self.cfg.n_layers
+
+    # -- tokens ----------------------------------------------------------------
+    def _need_tokenizer(self):
+        if self.tokenizer is None:
+            raise RuntimeError("this model has no tokenizer (no tokenizer.json was found); pass token ids")
+        return self.tokenizer
+
+    def tokenize(self, text, prepend_bos=None, padding_side="right"):
+        """``(tokens [b, p], attention_mask [b, p])`` for a string or a list of strings."""
+        tokenizer = self._need_tokenizer()
+        texts = [text] if isinstance(text, str) else list(text)
+        if prepend_bos is None:
+            prepend_bos = self.cfg.bos_token_id is not None and self.cfg.family == "gpt2"
+        rows = [tokenizer.encode(t) for t in texts]
+        if prepend_bos:
+            rows = [[self.cfg.bos_token_id] + r if not r or r[0] != self.cfg.bos_token_id else r
+                    for r in rows]
+        return pad_rows(rows, self._pad_id(), padding_side, self.backend)
+
+    def _pad_id(self):
+        for candidate in (self.cfg.pad_token_id, self.cfg.eos_token_id, self.cfg.bos_token_id, 0):
+            if candidate is not None and 0 <= candidate < self.cfg.d_vocab:
+                return candidate
+        return 0
+
+    def to_tokens(self, text, prepend_bos=None, padding_side="right"):
+        """Token ids ``[batch, pos]`` (GPT-2 style models get BOS prepended, as in TransformerLens)."""
+        return self.tokenize(text, prepend_bos, padding_side)[0]
+
+    def to_string(self, tokens):
+        tokens = _host_tokens(tokens)
+        if tokens and isinstance(tokens[0], list):
+            return [self._need_tokenizer().decode(row) for row in tokens]
+        return self._need_tokenizer().decode(tokens)
+
+    def to_str_tokens(self, text_or_tokens, prepend_bos=None):
+        if isinstance(text_or_tokens, str):
+            text_or_tokens = self.to_tokens(text_or_tokens, prepend_bos)
+        ids = _host_tokens(text_or_tokens)
+        if ids and isinstance(ids[0], list):
+            if len(ids) != 1:
+                raise ValueError("to_str_tokens takes one sequence, got a batch of "
+                                 f"{len(ids)}; call it per row")
+            ids = ids[0]
+        return [self._need_tokenizer().decode([i]) for i in ids]
+
+    def _as_tokens(self, tokens, attention_mask):
+        if isinstance(tokens, str) or (isinstance(tokens, (list, tuple)) and tokens
+                                       and isinstance(tokens[0], str)):
+            tokens, mask = self.tokenize(tokens)
+            if attention_mask is None and not _all_ones(mask):
+                attention_mask = mask
+        tokens = as_tensor(tokens, dtype="int64", backend=self.backend)
+        if tokens.ndim == 1:
+            tokens = tokens.unsqueeze(0)
+        if tokens.ndim != 2 or tokens.size == 0:
+            raise InvalidTokenError(f"expected a non-empty [batch, pos] array of token ids, got shape "
+                                    f"{list(tokens.shape)}")
+        low, high = tokens.min().item(), tokens.max().item()
+        if low < 0 or high >= self.cfg.d_vocab:
+            bad = low if low < 0 else high
+            raise InvalidTokenError(f"token id {bad} is outside the vocabulary: expected ids in "
+                                    f"0-{self.cfg.d_vocab - 1}")
+        return tokens, attention_mask
+
+    # -- forward ---------------------------------------------------------------
+    def forward(self, tokens, attention_mask=None, past_key_values=None, use_cache=False):
+        """Run the model; ``attention_mask [b, k]`` (1 = real token) enables padding on either side."""
+        tokens, attention_mask = self._as_tokens(tokens, attention_mask)
+        batch, n_new = tokens.shape
+        n_past = past_key_values[0][0].shape[1] if past_key_values else 0
+        if self.cfg.positional == "learned" and n_past + n_new > self.cfg.n_ctx:
+            raise InvalidTokenError(f"sequence of {n_past + n_new} tokens exceeds the model's context "
+                                    f"of {self.cfg.n_ctx} positions")
+        mask, positions = self._mask_and_positions(attention_mask, batch, n_past, n_new)
+        resid = self.embed.forward(tokens)  # [b, p, d]
+        if self.pos_embed is not None:
+            resid = resid + self.pos_embed.forward(positions)
+        presents = []
+        for layer, block in enumerate(self.blocks):
+            past = past_key_values[layer] if past_key_values else None
+            resid, present = block.forward(resid, mask, positions, past)
+            presents.append(present)
+        resid = self.ln_final.forward(resid)
+        logits = self.unembed(resid)
+        return ModelOutput(logits, presents if use_cache else None)
+
+    def unembed(self, resid):
+        """``resid [b, p, d]`` -> logits ``[b, p, v]``."""
+        if "unembed.W_U" in self.weights:
+            return linear(resid, self.weights["unembed.W_U"], self.b_U)
+        lead = resid.shape[:-1]
+        logits = matmul(resid.reshape(-1, resid.shape[-1]), self.W_E, transpose_b=True)
+        if self.b_U is not None:
+            logits = logits + self.b_U
+        return logits.reshape(lead + (self.cfg.d_vocab,))
+
+    def __call__(self, tokens, **kwargs):
+        return self.forward(tokens, **kwargs).logits
+
+    def _mask_and_positions(self, attention_mask, batch, n_past, n_new):
+        n_keys = n_past + n_new
+        window = self.cfg.sliding_window
+        if attention_mask is None and not (window and window < n_keys):
+            return None, arange(n_past, n_keys, backend=self.backend).reshape(1, n_new)
+        if attention_mask is None:
+            keys_valid = as_tensor([[True] * n_keys], backend=self.backend)
+        else:
+            keys_valid = as_tensor(attention_mask, backend=self.backend).astype("bool")
+            if keys_valid.ndim == 1:
+                keys_valid = keys_valid.unsqueeze(0)
+            if keys_valid.shape != (batch, n_keys):
+                raise ValueError(f"attention_mask has shape {list(keys_valid.shape)}; expected "
+                                 f"[{batch}, {n_keys}] (batch, past + new tokens)")
+        mask = causal_mask(n_new, n_keys, keys_valid) * keys_valid.unsqueeze(1)  # [b, p, k]
+        if window and window < n_keys:
+            queries = arange(n_past, n_keys, backend=self.backend).reshape(1, n_new, 1)
+            keys = arange(0, n_keys, backend=self.backend).reshape(1, 1, n_keys)
+            mask = mask * ((queries - keys) < window)
+        # Left padding: a token's position counts only the real tokens before it.
+        positions = (keys_valid.astype("int64").cumsum(-1) - 1).maximum(0)
+        return mask, positions[:, n_past:]
+
+    # -- hooks and caches --------------------------------------------------------
+    def hook_names(self):
+        """Every hook point, in forward order, with its activation shape."""
+        return {name: list(shape) for name, shape in self.hook_points.shapes.items()}
+
+    def hooks(self, hooks):
+        """Context manager: ``with model.hooks([(name, fn), ActivationHook(...)]):``."""
+        return self.hook_manager.hooks_context(hooks)
+
+    def run_with_hooks(self, tokens, fwd_hooks=(), **kwargs):
+        with self.hooks(list(fwd_hooks)):
+            return self(tokens, **kwargs)
+
+    def run_with_cache(self, tokens, names_filter=None, **kwargs):
+        """``(logits, cache)``; ``names_filter`` is a name, a list of names or a predicate."""
+        if isinstance(names_filter, str):
+            names_filter = [names_filter]
+        hook = CachingHook(names_filter)
+        with self.hooks([hook]):
+            logits = self(tokens, **kwargs)
+        hook.cache.tokens = tokens
+        return logits, hook.cache
+
+    def run_with_caching(self, tokens, layers=None, components=("residual", "attention", "mlp"), **kwargs):
+        """An ``ActivationCache`` of the given components at the given layers (all layers by default)."""
+        layers = range(self.cfg.n_layers) if layers is None else layers
+        for layer in layers:
+            if not isinstance(layer, int) or not 0 <= layer < self.cfg.n_layers:
+                raise LayerNotFoundError(layer, self.cfg.n_layers)
+        names = [component_name(layer, c) for layer in layers for c in components]
+        return self.run_with_cache(tokens, names_filter=names, **kwargs)[1]
+
+    def generate(self, prompt, max_tokens=20, temperature=0.0, top_k=None, seed=None, **kwargs):
+        """Continue ``prompt`` (text -> text, token ids -> token ids) with a key/value cache."""
+        from .generate import generate
+        return generate(self, prompt, max_tokens, temperature, top_k, seed, **kwargs)
+
+    # -- construction ------------------------------------------------------------
+    @classmethod
+    def from_huggingface(cls, name_or_path, backend=None, **kwargs):
+        from .loading import load_huggingface
+        return load_huggingface(cls, name_or_path, backend=backend, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, seed=0, tokenizer=None, backend=None):
+        from .loading import random_model
+        return random_model(cls, config, seed, tokenizer, backend)
+
+    def __repr__(self):
+        c = self.cfg
+        return (f"TransformerModel({c.model_type}: {c.n_layers} layers, d_model={c.d_model}, "
+                f"{c.n_heads} heads, vocab {c.d_vocab})")
+
+
+def pad_rows(rows, pad_id, padding_side, backend):
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side={padding_side!r}; expected 'right' or 'left'")
+    width = max(len(r) for r in rows)
+    if width == 0:
+        raise InvalidTokenError("empty input: the text produced no tokens")
+    tokens, mask = [], []
+    for row in rows:
+        fill = width - len(row)
+        if padding_side == "right":
+            tokens.append(row + [pad_id] * fill)
+            mask.append([1] * len(row) + [0] * fill)
+        else:
+            tokens.append([pad_id] * fill + row)
+            mask.append([0] * fill + [1] * len(row))
+    return (as_tensor(tokens, dtype="int64", backend=backend),
+            as_tensor(mask, dtype="int64", backend=backend))
+
+
+def _host_tokens(tokens):
+    if isinstance(tokens, Tensor):
+        return tokens.tolist()
+    if hasattr(tokens, "tolist"):
+        return tokens.tolist()
+    return list(tokens)
+
+
+def _all_ones(mask):
+    return mask.min().item() == 1

@@ -1,0 +1,513 @@
+"""``Tensor``: a thin handle on backend memory with one dispatch funnel.
+
+A Tensor holds a backend handle and the backend; shape and dtype are read from
+the handle. Every operation goes through ``_run``, which unwraps Tensor
+arguments, calls ``backend.dispatch(op, ...)`` and wraps the results. Nothing
+here imports numpy, so the class works unchanged on the JS bridge in Pyodide.
+
+Indexing follows numpy for ints, slices, ``...`` and ``None``; an integer list
+(or int Tensor) selects along one axis, and several lists index independently
+("outer" indexing), which is what ``act[:, :, [3, 7]]`` users expect.
+"""
+
+import math
+
+from .backends import get_backend
+from .errors import ShapeError
+
+_FLOAT = "float32"
+_INT = "int64"
+
+
+class Tensor:
+    """An n-dimensional array living on a backend (numpy, WebGPU, ...)."""
+
+    __slots__ = ("data", "backend")
+    __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to us
+
+    def __init__(self, data, backend=None):
+        self.data = data
+        self.backend = backend if backend is not None else get_backend()
+
+    # -- metadata ------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return str(self.data.dtype)
+
+    @property
+    def ndim(self):
+        return len(self.data.shape)
+
+    @property
+    def size(self):
+        return math.prod(self.data.shape)
+
+    @property
+    def nbytes(self):
+        return self.size * _ITEMSIZE.get(self.dtype, 4)
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"Tensor(shape={list(self.shape)}, dtype={self.dtype}, backend={self.backend.name})"
+
+    # -- readback ------------------------------------------------------------
+    def numpy(self):
+        """A numpy array (CPython, or Pyodide with numpy loaded)."""
+        return self.backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array.astype(dtype) if dtype is not None else array
+
+    def tolist(self):
+        return self.backend.to_list(self.data)
+
+    def item(self):
+        if self.size != 1:
+            raise ShapeError(f"item() needs a tensor with one element, got shape {list(self.shape)}")
+        value = self.reshape(()).tolist()
+        return value
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    # -- elementwise ---------------------------------------------------------
+    def __add__(self, other):
+        return _binary("add", self, other)
+
+    def __radd__(self, other):
+        return _binary("add", other, self)
+
+    def __sub__(self, other):
+        return _binary("sub", self, other)
+
+    def __rsub__(self, other):
+        return _binary("sub", other, self)
+
+    def __mul__(self, other):
+        return _binary("mul", self, other)
+
+    def __rmul__(self, other):
+        return _binary("mul", other, self)
+
+    def __truediv__(self, other):
+        return _binary("div", self, other)
+
+    def __rtruediv__(self, other):
+        return _binary("div", other, self)
+
+    def __pow__(self, other):
+        return _binary("pow", self, other)
+
+    def __neg__(self):
+        return _run("unary", "neg", self)
+
+    def __lt__(self, other):
+        return _binary("lt", self, other)
+
+    def __le__(self, other):
+        return _binary("le", self, other)
+
+    def __gt__(self, other):
+        return _binary("gt", self, other)
+
+    def __ge__(self, other):
+        return _binary("ge", self, other)
+
+    def eq(self, other):
+        return _binary("eq", self, other)
+
+    def maximum(self, other):
+        return _binary("maximum", self, other)
+
+    def minimum(self, other):
+        return _binary("minimum", self, other)
+
+    def exp(self):
+        return _run("unary", "exp", self)
+
+    def log(self):
+        return _run("unary", "log", self)
+
+    def sqrt(self):
+        return _run("unary", "sqrt", self)
+
+    def tanh(self):
+        return _run("unary", "tanh", self)
+
+    def abs(self):
+        return _run("unary", "abs", self)
+
+    def relu(self):
+        return _run("unary", "relu", self)
+
+    def square(self):
+        return _run("unary", "square", self)
+
+    def astype(self, dtype):
+        return self if dtype == self.dtype else _run("cast", self, dtype)
+
+    def float(self):
+        return self.astype(_FLOAT)
+
+    def clone(self):
+        return _run("cast", self, self.dtype)
+
+    # -- matmul and reductions -----------------------------------------------
+    def __matmul__(self, other):
+        return _run("matmul", self, as_tensor(other, backend=self.backend))
+
+    def __rmatmul__(self, other):
+        return _run("matmul", as_tensor(other, backend=self.backend), self)
+
+    def sum(self, axis=None, keepdims=False):
+        return self._reduce("sum", axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return self._reduce("mean", axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return self._reduce("max", axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return self._reduce("min", axis, keepdims)
+
+    def var(self, axis=None, keepdims=False):
+        return self._reduce("var", axis, keepdims)
+
+    def norm(self, axis=-1, keepdims=False):
+        """The Euclidean norm along ``axis``."""
+        return self.square().sum(axis, keepdims).sqrt()
+
+    def _reduce(self, op, axis, keepdims):
+        axes = tuple(range(self.ndim)) if axis is None else tuple(
+            _axis(a, self.ndim) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+        return _run("reduce", op, self, axes, keepdims)
+
+    def argmax(self, axis=-1):
+        return _run("argmax", self, _axis(axis, self.ndim))
+
+    def take(self, indices, axis=0):
+        """Rows (or entries along ``axis``) at integer ``indices`` (a Tensor or list)."""
+        indices = as_tensor(indices, dtype=_INT, backend=self.backend)
+        return _run("gather", self, indices, _axis(axis, self.ndim))
+
+    def take_along(self, indices, axis=-1):
+        indices = as_tensor(indices, dtype=_INT, backend=self.backend)
+        return _run("take_along", self, indices, _axis(axis, self.ndim))
+
+    def cumsum(self, axis=-1):
+        return _run("cumsum", self, _axis(axis, self.ndim))
+
+    def softmax(self, axis=-1):
+        return _run("softmax", self, _axis(axis, self.ndim))
+
+    def log_softmax(self, axis=-1):
+        return _run("log_softmax", self, _axis(axis, self.ndim))
+
+    def topk(self, k, axis=-1):
+        """``(values, indices)`` of the ``k`` largest entries, largest first."""
+        axis = _axis(axis, self.ndim)
+        if not 1 <= k <= self.shape[axis]:
+            raise ShapeError(f"topk k={k} requested, axis {axis} has {self.shape[axis]} entries")
+        return _run("topk", self, k, axis)
+
+    # -- layout --------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        if -1 in shape:
+            known = math.prod(s for s in shape if s != -1)
+            shape = tuple(self.size // known if s == -1 else s for s in shape)
+        if math.prod(shape) != self.size:
+            raise ShapeError(f"cannot reshape {list(self.shape)} ({self.size} elements) to {list(shape)}")
+        return _run("reshape", self, tuple(shape))
+
+    view = reshape
+
+    def permute(self, *axes):
+        axes = _shape_arg(axes)
+        if sorted(_axis(a, self.ndim) for a in axes) != list(range(self.ndim)):
+            raise ShapeError(f"permute axes {list(axes)} are not a permutation of {self.ndim} axes")
+        return _run("permute", self, tuple(_axis(a, self.ndim) for a in axes))
+
+    def transpose(self, axis_a=-2, axis_b=-1):
+        axes = list(range(self.ndim))
+        a, b = _axis(axis_a, self.ndim), _axis(axis_b, self.ndim)
+        axes[a], axes[b] = axes[b], axes[a]
+        return _run("permute", self, tuple(axes))
+
+    @property
+    def T(self):
+        return _run("permute", self, tuple(reversed(range(self.ndim))))
+
+    def unsqueeze(self, axis):
+        axis = _axis(axis, self.ndim + 1)
+        shape = self.shape
+        return self.reshape(shape[:axis] + (1,) + shape[axis:])
+
+    def squeeze(self, axis):
+        axis = _axis(axis, self.ndim)
+        if self.shape[axis] != 1:
+            raise ShapeError(f"cannot squeeze axis {axis} of size {self.shape[axis]}")
+        shape = self.shape
+        return self.reshape(shape[:axis] + shape[axis + 1:])
+
+    def flatten(self):
+        return self.reshape(self.size)
+
+    def broadcast_to(self, *shape):
+        return _run("broadcast_to", self, _shape_arg(shape))
+
+    def __getitem__(self, key):
+        key, new_axes = _normalise_key(key, self.shape)
+        result = _run("slice", self, key)
+        return result.reshape(_insert_axes(result.shape, new_axes)) if new_axes else result
+
+    def __setitem__(self, key, value):
+        # Functional underneath: other Tensors sharing the old handle keep
+        # their values, so a hook that edits in place cannot corrupt a cache.
+        key, _ = _normalise_key(key, self.shape)
+        value = value.data if isinstance(value, Tensor) else value
+        self.data = self.backend.dispatch("set_slice", self.data, key, value)
+
+    def zero_heads(self, heads, axis=-2):
+        """A copy with the given heads zeroed; heads sit on ``axis`` (``[..., head, d_head]``)."""
+        axis = _axis(axis, self.ndim)
+        heads = [heads] if isinstance(heads, int) else list(heads)
+        bad = [h for h in heads if not -self.shape[axis] <= h < self.shape[axis]]
+        if bad:
+            raise ShapeError(f"heads {bad} requested, activation has heads 0-{self.shape[axis] - 1}")
+        key = [slice(None)] * self.ndim
+        key[axis] = heads
+        out = self.clone()
+        out[tuple(key)] = 0.0
+        return out
+
+    def scale_heads(self, heads, factor, axis=-2):
+        """A copy with the given heads multiplied by ``factor``."""
+        axis = _axis(axis, self.ndim)
+        key = [slice(None)] * self.ndim
+        key[axis] = [heads] if isinstance(heads, int) else list(heads)
+        out = self.clone()
+        out[tuple(key)] = self[tuple(key)] * factor
+        return out
+
+
+_ITEMSIZE = {"float32": 4, "float16": 2, "float64": 8, "int64": 8, "int32": 4, "uint8": 1, "bool": 1}
+
+
+# -- the funnel ----------------------------------------------------------------
+def _unwrap(value):
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], Tensor):
+        return [v.data for v in value]
+    return value
+
+
+def _run(op, *args, **attrs):
+    """Dispatch one primitive op: the only way Tensor reaches a backend."""
+    backend = next(a.backend for a in _tensors(args))
+    result = backend.dispatch(op, *[_unwrap(a) for a in args],
+                              **{k: _unwrap(v) for k, v in attrs.items()})
+    if isinstance(result, tuple):
+        return tuple(None if r is None else Tensor(r, backend) for r in result)
+    return Tensor(result, backend)
+
+
+run_op = _run  # the funnel, for components that call fused ops directly
+
+
+def _tensors(args):
+    for arg in args:
+        if isinstance(arg, Tensor):
+            yield arg
+        elif isinstance(arg, (list, tuple)) and arg and isinstance(arg[0], Tensor):
+            yield arg[0]
+
+
+def _binary(op, a, b):
+    backend = a.backend if isinstance(a, Tensor) else b.backend
+    if not isinstance(a, (Tensor, int, float)):
+        a = as_tensor(a, backend=backend)
+    if not isinstance(b, (Tensor, int, float)):
+        b = as_tensor(b, backend=backend)
+    _check_broadcast(op, a, b)
+    return _run("binary", op, a, b)
+
+
+def _check_broadcast(op, a, b):
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        return
+    for x, y in zip(reversed(a.shape), reversed(b.shape)):
+        if x != y and x != 1 and y != 1:
+            raise ShapeError(f"cannot {op} shapes {list(a.shape)} and {list(b.shape)}")
+
+
+# -- argument normalisation ----------------------------------------------------
+def _axis(axis, ndim):
+    if not -ndim <= axis < max(ndim, 1):
+        raise ShapeError(f"axis {axis} requested, tensor has {ndim} axes")
+    return axis % ndim if ndim else 0
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+def _normalise_key(key, shape):
+    """numpy-style key -> (backend key, positions of new axes)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > len(shape):
+        raise ShapeError(f"too many indices ({n_real}) for a tensor of shape {list(shape)}")
+    expanded = []
+    for item in key:
+        if item is Ellipsis:
+            expanded.extend([slice(None)] * (len(shape) - n_real))
+        else:
+            expanded.append(item)
+    if Ellipsis not in key:
+        expanded.extend([slice(None)] * (len(shape) - n_real))
+    out, new_axes, axis, out_axis = [], [], 0, 0
+    for item in expanded:
+        if item is None:
+            new_axes.append(out_axis)
+            out_axis += 1
+            continue
+        size = shape[axis]
+        if isinstance(item, Tensor):
+            item = item.tolist()
+        if isinstance(item, bool) or not isinstance(item, (int, slice, list, tuple)):
+            if hasattr(item, "__index__"):
+                item = int(item)
+            elif hasattr(item, "tolist"):
+                item = item.tolist()
+        if isinstance(item, slice):
+            out.append(item.indices(size))
+            out_axis += 1
+        elif isinstance(item, (list, tuple)):
+            out.append([_check_index(int(i), size, axis) for i in item])
+            out_axis += 1
+        else:
+            out.append(_check_index(int(item), size, axis))
+        axis += 1
+    return tuple(out), new_axes
+
+
+def _check_index(index, size, axis):
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of range for axis {axis} with size {size}")
+    return index % size
+
+
+def _insert_axes(shape, new_axes):
+    shape = list(shape)
+    for position in new_axes:
+        shape.insert(position, 1)
+    return tuple(shape)
+
+
+# -- construction --------------------------------------------------------------
+def _flatten(data):
+    """Nested lists -> (flat list, shape)."""
+    shape = []
+    probe = data
+    while isinstance(probe, (list, tuple)):
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+    flat = data
+    for _ in range(len(shape) - 1):
+        flat = [x for row in flat for x in row]
+    if len(shape) and len(flat) != math.prod(shape):
+        raise ShapeError(f"ragged nested list: expected shape {shape}")
+    return (list(flat) if shape else [data]), tuple(shape)
+
+
+def as_tensor(data, dtype=None, backend=None):
+    """A Tensor from a Tensor, nested lists, a scalar or a numpy array."""
+    if isinstance(data, Tensor):
+        return data.astype(dtype) if dtype else data
+    backend = backend or get_backend()
+    if hasattr(data, "__array_interface__") or hasattr(data, "dtype"):
+        if dtype is None:
+            kind = str(data.dtype)
+            dtype = _INT if kind.startswith(("int", "uint")) else (
+                "bool" if kind == "bool" else _FLOAT)
+        return Tensor(backend.from_host(data, tuple(data.shape), dtype), backend)
+    flat, shape = _flatten(data)
+    if dtype is None:
+        if all(isinstance(x, bool) for x in flat) and flat:
+            dtype = "bool"
+        elif all(isinstance(x, int) for x in flat):
+            dtype = _INT
+        else:
+            dtype = _FLOAT
+    return Tensor(backend.from_host(flat, shape, dtype), backend)
+
+
+tensor = as_tensor
+
+
+def zeros(shape, dtype=_FLOAT, backend=None):
+    return full(shape, 0, dtype, backend)
+
+
+def ones(shape, dtype=_FLOAT, backend=None):
+    return full(shape, 1, dtype, backend)
+
+
+def full(shape, value, dtype=_FLOAT, backend=None):
+    backend = backend or get_backend()
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return Tensor(backend.full(shape, value, dtype), backend)
+
+
+def arange(start, stop=None, dtype=_INT, backend=None):
+    if stop is None:
+        start, stop = 0, start
+    backend = backend or get_backend()
+    return Tensor(backend.arange(start, stop, dtype), backend)
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """``a @ b`` with optional transposes of the last two axes (no copies made)."""
+    return _run("matmul", a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+
+
+def cat(tensors, axis=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("cat() needs at least one tensor")
+    return _run("concat", tensors, _axis(axis, tensors[0].ndim))
+
+
+def stack(tensors, axis=0):
+    tensors = [t.unsqueeze(axis) for t in tensors]
+    return cat(tensors, axis)
+
+
+def where(cond, a, b):
+    backend = next(x.backend for x in (cond, a, b) if isinstance(x, Tensor))
+    return _run("where", as_tensor(cond, backend=backend), a if not isinstance(a, (list, tuple))
+                else as_tensor(a, backend=backend), b)
