@@ -6,6 +6,7 @@ import json
 import struct
 
 import pytest
+
 from neuroscope.errors import ModelFormatError
 from neuroscope.model.safetensors import (
     DTYPE_SIZES,
@@ -49,6 +50,9 @@ def test_reads_numpy_written_file(tmp_path):
         "i8": np.array([[-128], [127]], np.int8),
         "u8": np.arange(8, dtype=np.uint8).reshape(2, 2, 2),
         "u8_scalar": np.array(255, np.uint8),
+        "u16": np.array([0, 65535], np.uint16),
+        "u32": np.array([[2**32 - 1]], np.uint32),
+        "u64": np.array([2**64 - 1, 1], np.uint64),
         "bool": np.array([True, False, True]),
     }
     path = tmp_path / "ref.safetensors"
@@ -127,6 +131,7 @@ def test_written_file_loads_in_reference_library(tmp_path):
         "mask": np.array([True, False]),
         "empty": np.zeros((0, 2), np.int32),
         "b": np.array([0, 255], np.uint8),
+        "tête.ß": np.array([1], np.uint8),  # non-ASCII names stay raw UTF-8, as in the reference
     }
     dtypes = {"float32": "F32", "float16": "F16", "float64": "F64", "int64": "I64",
               "bool": "BOOL", "int32": "I32", "uint8": "U8"}
@@ -188,6 +193,16 @@ def test_raw_is_zero_copy_and_close_with_live_views(tmp_path):
     with pytest.raises(ValueError, match="closed"):
         st.raw("a")
     st.close()
+
+
+def test_open_without_mmap_reads_whole_file(tmp_path, monkeypatch):
+    from neuroscope.model import safetensors as module
+
+    path = tmp_path / "plain.safetensors"
+    save_file({"a": ("F32", (2,), _f32(1, 2))}, path)
+    monkeypatch.setattr(module, "mmap", None)  # as in Pyodide builds without mmap
+    with SafetensorsFile.open(path) as st:
+        assert list(st.to_float_array("a")) == [1.0, 2.0]
 
 
 def test_to_int_array_rejects_floats():

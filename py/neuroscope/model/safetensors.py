@@ -40,9 +40,8 @@ DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
 
 # The reference writer sorts tensors by its Dtype enum, largest first, then by
 # name; using the same ranks makes our files byte-identical to its output.
-_DTYPE_RANK = {dtype: rank for rank, dtype in enumerate((
-    "BOOL", "U8", "I8", "I16", "U16", "F16", "BF16",
-    "I32", "U32", "F32", "F64", "I64", "U64"))}
+_DTYPE_RANK = {dtype: rank for rank, dtype in enumerate(
+    ("BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64"))}
 _MAX_HEADER_BYTES = 100_000_000  # same limit as the reference reader
 _CHUNK = 1 << 16  # elements per struct.unpack call; bounds temporary tuples
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
@@ -108,8 +107,7 @@ def _nest(values, shape):
     if len(shape) == 1:
         return list(values)
     step = math.prod(shape[1:])
-    return [_nest(values[i * step:(i + 1) * step], shape[1:])
-            for i in range(shape[0])]
+    return [_nest(values[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 class _TensorReader:
@@ -143,9 +141,8 @@ class _TensorReader:
         """An integer or BOOL tensor flattened to an ``array`` of its width."""
         info = self.info(name)
         if info.dtype not in _INT_TYPECODES:
-            raise ModelFormatError(
-                f"{self.name}: tensor {name!r} has dtype {info.dtype}, expected "
-                f"an integer dtype ({', '.join(_INT_TYPECODES)})")
+            raise ModelFormatError(f"{self.name}: tensor {name!r} has dtype {info.dtype}, expected "
+                                   f"an integer dtype ({', '.join(_INT_TYPECODES)})")
         return _decode(info, self.raw(name))
 
     def to_list(self, name):
@@ -166,9 +163,8 @@ class _TensorReader:
 def _missing_tensor(file_name, name, keys):
     keys = list(keys)
     nearest = difflib.get_close_matches(name, keys, n=5, cutoff=0.5) or keys[:5]
-    return ModelFormatError(
-        f"{file_name}: no tensor named {name!r}; it has {len(keys)} tensors, "
-        f"nearest: {', '.join(nearest) or 'none'}")
+    return ModelFormatError(f"{file_name}: no tensor named {name!r}; it has {len(keys)} tensors, "
+                            f"nearest: {', '.join(nearest) or 'none'}")
 
 
 class SafetensorsFile(_TensorReader):
@@ -233,17 +229,14 @@ def _parse_header(view, name):
     """Validate the whole layout; return (metadata, {tensor: TensorInfo})."""
     size = len(view)
     if size < 8:
-        raise ModelFormatError(
-            f"{name}: file has {size} bytes, expected at least 8 (header length)")
+        raise ModelFormatError(f"{name}: file has {size} bytes, expected at least 8 (header length)")
     header_len = int.from_bytes(view[:8], "little")
     if header_len > _MAX_HEADER_BYTES:
-        raise ModelFormatError(
-            f"{name}: header length {header_len} is over the "
-            f"{_MAX_HEADER_BYTES}-byte limit; not a safetensors file?")
+        raise ModelFormatError(f"{name}: header length {header_len} is over the "
+                               f"{_MAX_HEADER_BYTES}-byte limit; not a safetensors file?")
     if 8 + header_len > size:
-        raise ModelFormatError(
-            f"{name}: header length {header_len} needs {8 + header_len} bytes, "
-            f"file has {size}")
+        raise ModelFormatError(f"{name}: header length {header_len} needs {8 + header_len} bytes, "
+                               f"file has {size}")
 
     def reject_duplicates(pairs):
         seen = {}
@@ -261,12 +254,10 @@ def _parse_header(view, name):
     except json.JSONDecodeError as err:
         raise ModelFormatError(f"{name}: header is not valid JSON ({err})") from None
     if not isinstance(header, dict):
-        raise ModelFormatError(
-            f"{name}: header is a JSON {type(header).__name__}, expected an object")
+        raise ModelFormatError(f"{name}: header is a JSON {type(header).__name__}, expected an object")
 
     metadata = header.pop("__metadata__", {})
     _check_metadata(name, metadata)
-
     data_start = 8 + header_len
     data_size = size - data_start
     infos = {tensor: _parse_entry(name, tensor, entry, data_start, data_size)
@@ -274,23 +265,19 @@ def _parse_header(view, name):
 
     # Empty tensors may share any offset, so only tensors with bytes can clash.
     previous = None
-    for info in sorted((i for i in infos.values() if i.nbytes),
-                       key=lambda i: (i.begin, i.end)):
+    for info in sorted((i for i in infos.values() if i.nbytes), key=lambda i: (i.begin, i.end)):
         if previous is not None and info.begin < previous.end:
             raise ModelFormatError(
-                f"{name}: tensors {previous.name!r} (bytes {previous.begin}-"
-                f"{previous.end}) and {info.name!r} (bytes {info.begin}-"
-                f"{info.end}) overlap")
+                f"{name}: tensors {previous.name!r} (bytes {previous.begin}-{previous.end}) and "
+                f"{info.name!r} (bytes {info.begin}-{info.end}) overlap")
         previous = info
     return metadata, infos
 
 
 def _check_metadata(where, metadata):
     if not isinstance(metadata, dict) or not all(
-            isinstance(key, str) and isinstance(value, str)
-            for key, value in metadata.items()):
-        raise ModelFormatError(
-            f"{where}: __metadata__ must map strings to strings, got {metadata!r}")
+            isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()):
+        raise ModelFormatError(f"{where}: __metadata__ must map strings to strings, got {metadata!r}")
 
 
 def _is_int(value):
@@ -300,26 +287,22 @@ def _is_int(value):
 def _check_tensor(where, dtype, shape, nbytes):
     """Shared by reader and writer: known dtype, sane shape, matching size."""
     if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
-        raise ModelFormatError(
-            f"{where}: unknown dtype {dtype!r}, supported: {', '.join(DTYPE_SIZES)}")
+        raise ModelFormatError(f"{where}: unknown dtype {dtype!r}, supported: {', '.join(DTYPE_SIZES)}")
     if not isinstance(shape, (list, tuple)) or not all(map(_is_int, shape)):
         raise ModelFormatError(f"{where}: shape {shape!r} is not a list of integers")
     if any(dim < 0 for dim in shape):
-        raise ModelFormatError(
-            f"{where}: shape {list(shape)} has a negative dimension")
+        raise ModelFormatError(f"{where}: shape {list(shape)} has a negative dimension")
     expected = math.prod(shape) * DTYPE_SIZES[dtype]
     if nbytes != expected:
         raise ModelFormatError(
-            f"{where}: has {nbytes} bytes of data, but shape {list(shape)} of "
-            f"{dtype} needs {expected}")
+            f"{where}: has {nbytes} bytes of data, but shape {list(shape)} of {dtype} needs {expected}")
 
 
 def _parse_entry(name, tensor, entry, data_start, data_size):
     where = f"{name}: tensor {tensor!r}"
     if not isinstance(entry, dict):
-        raise ModelFormatError(
-            f"{where}: entry is {entry!r}, expected an object with "
-            "dtype, shape and data_offsets")
+        raise ModelFormatError(f"{where}: entry is {entry!r}, expected an object with "
+                               "dtype, shape and data_offsets")
     missing = [key for key in ("dtype", "shape", "data_offsets") if key not in entry]
     if missing:
         raise ModelFormatError(f"{where}: entry has no {', '.join(missing)}")
@@ -327,18 +310,15 @@ def _parse_entry(name, tensor, entry, data_start, data_size):
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(_is_int(offset) and offset >= 0 for offset in offsets)):
         raise ModelFormatError(
-            f"{where}: data_offsets {offsets!r}, expected [begin, end] "
-            "with non-negative integers")
+            f"{where}: data_offsets {offsets!r}, expected [begin, end] with non-negative integers")
     begin, end = offsets
     if end < begin:
         raise ModelFormatError(f"{where}: data_offsets end {end} < begin {begin}")
     if end > data_size:
-        raise ModelFormatError(
-            f"{where}: data ends at byte {data_start + end} but the file has "
-            f"{data_start + data_size} bytes; the file is truncated")
+        raise ModelFormatError(f"{where}: data ends at byte {data_start + end} but the file has "
+                               f"{data_start + data_size} bytes; the file is truncated")
     _check_tensor(where, dtype, shape, end - begin)
-    return TensorInfo(tensor, dtype, tuple(shape), data_start + begin,
-                      data_start + end)
+    return TensorInfo(tensor, dtype, tuple(shape), data_start + begin, data_start + end)
 
 
 class ShardedSafetensors(_TensorReader):
@@ -362,21 +342,17 @@ class ShardedSafetensors(_TensorReader):
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ModelFormatError(f"{name}: index is not valid JSON ({err})") from None
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict) or not all(
-                isinstance(shard, str) for shard in weight_map.values()):
+        if not isinstance(weight_map, dict) or not all(isinstance(s, str) for s in weight_map.values()):
             raise ModelFormatError(
-                f"{name}: expected a JSON object with a \"weight_map\" of "
-                "tensor name -> shard file name")
+                f"{name}: expected a JSON object with a \"weight_map\" of tensor name -> shard file name")
         shard_dir = os.path.dirname(name)
         a_tensor_in = {shard: tensor for tensor, shard in weight_map.items()}
         for shard, tensor in a_tensor_in.items():
             if not os.path.isfile(os.path.join(shard_dir, shard)):
                 raise ModelFormatError(
-                    f"{name}: shard {shard!r} (holding {tensor!r}) not found "
-                    f"in {shard_dir or '.'}")
+                    f"{name}: shard {shard!r} (holding {tensor!r}) not found in {shard_dir or '.'}")
         metadata = index.get("metadata")
-        return cls(weight_map, shard_dir, name,
-                   metadata if isinstance(metadata, dict) else None)
+        return cls(weight_map, shard_dir, name, metadata if isinstance(metadata, dict) else None)
 
     def shard_of(self, name):
         """The opened shard that holds tensor ``name``."""
@@ -385,13 +361,11 @@ class ShardedSafetensors(_TensorReader):
         except KeyError:
             raise _missing_tensor(self.name, name, self.weight_map) from None
         if shard not in self._shards:
-            self._shards[shard] = SafetensorsFile.open(
-                os.path.join(self._shard_dir, shard))
+            self._shards[shard] = SafetensorsFile.open(os.path.join(self._shard_dir, shard))
         opened = self._shards[shard]
         if name not in opened:
-            raise ModelFormatError(
-                f"{self.name}: weight_map puts tensor {name!r} in shard "
-                f"{shard!r}, which does not contain it")
+            raise ModelFormatError(f"{self.name}: weight_map puts tensor {name!r} in shard {shard!r}, "
+                                   "which does not contain it")
         return opened
 
     def info(self, name):
@@ -414,8 +388,7 @@ def _layout(tensors, metadata):
     for tensor, (dtype, shape, data) in tensors.items():
         where = f"save_file: tensor {tensor!r}"
         if not isinstance(tensor, str) or tensor == "__metadata__":
-            raise ModelFormatError(f"{where}: invalid name, expected a str "
-                                   "other than '__metadata__'")
+            raise ModelFormatError(f"{where}: invalid name, expected a str other than '__metadata__'")
         view = memoryview(data)
         if not view.c_contiguous:
             raise ModelFormatError(f"{where}: data is not C-contiguous")
@@ -427,15 +400,13 @@ def _layout(tensors, metadata):
     offset = 0
     for tensor in order:
         dtype, shape, view = views[tensor]
-        header[tensor] = {"dtype": dtype, "shape": list(shape),
-                          "data_offsets": [offset, offset + view.nbytes]}
-        offset += view.nbytes
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
-    encoded = text.encode("utf-8")
+        end = offset + view.nbytes
+        header[tensor] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, end]}
+        offset = end
+    encoded = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     # Padding keeps the data section 8-byte aligned for zero-copy readers.
     encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded, [
-        views[tensor][2] for tensor in order]
+    return len(encoded).to_bytes(8, "little") + encoded, [views[tensor][2] for tensor in order]
 
 
 def save_bytes(tensors, metadata=None):

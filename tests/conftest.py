@@ -1,0 +1,27 @@
+"""Shared fixtures: the package from this checkout, and tiny reference models."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "py"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+
+@pytest.fixture(scope="session")
+def reference_dir(tmp_path_factory):
+    """A function family -> folder holding a tiny random HF model of that family."""
+    pytest.importorskip("torch", reason="the ref extra (torch, transformers) is not installed")
+    pytest.importorskip("transformers", reason="the ref extra (transformers) is not installed")
+    import reference_models
+    root = tmp_path_factory.mktemp("reference_models")
+    built = {}
+
+    def get(family):
+        if family not in built:
+            built[family] = reference_models.build(family, str(root / family))
+        return built[family]
+
+    return get
