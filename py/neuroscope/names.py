@@ -1,11 +1,15 @@
 """Hook-point names: TransformerLens' names and the friendly ``(layer, component)`` address.
 
-This module is a leaf (no imports from the package) so that the cache, the
-hooks and the model agree on names without depending on each other.
+This module sits just above ``errors`` so that the cache, the hooks and the
+model agree on names without depending on each other.
 
 Names follow TransformerLens: ``hook_embed``, ``blocks.{l}.hook_resid_pre``,
 ``blocks.{l}.attn.hook_pattern``, ``ln_final.hook_normalized`` ...
 """
+
+import difflib
+
+from .errors import UnknownHookError
 
 # Short names as TransformerLens' ``utils.get_act_name`` understands them,
 # mapped to the part of the hook name after ``blocks.{layer}.``.
@@ -79,7 +83,12 @@ def component_name(layer, component):
     """The hook name for a friendly ``(layer, component)`` address."""
     if component in COMPONENTS:
         return f"blocks.{layer}.{COMPONENTS[component]}"
-    return act_name(component, layer)
+    try:
+        return act_name(component, layer)
+    except KeyError:
+        known = sorted(set(COMPONENTS) | set(_SHORT_NAMES) | set(_ALIASES))
+        raise UnknownHookError(f"component {component!r}",
+                               difflib.get_close_matches(str(component), known, n=3, cutoff=0.5)) from None
 
 
 def layer_of(name):

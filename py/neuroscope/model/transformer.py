@@ -172,7 +172,8 @@ class TransformerModel:
         n_keys = n_past + n_new
         window = self.cfg.sliding_window
         if attention_mask is None and not (window and window < n_keys):
-            return None, arange(n_past, n_keys, backend=self.backend).reshape(1, n_new)
+            positions = arange(n_past, n_keys, backend=self.backend).reshape(1, n_new)
+            return None, positions.broadcast_to(batch, n_new)
         if attention_mask is None:
             keys_valid = as_tensor([[True] * n_keys], backend=self.backend)
         else:
