@@ -14,7 +14,7 @@ from .interventions import (AddVector, Intervention, MeanAblation, NoiseInjectio
                             ResampleAblation, Scale, ZeroAblation)
 from .model import ModelConfig, ModelOutput, TransformerModel
 from .names import act_name, component_name
-from .tensor import Tensor, arange, cat, full, ones, stack, tensor, where, zeros
+from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -25,6 +25,6 @@ __all__ = [
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuroScopeError",
     "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError", "Tensor",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
-    "act_name", "arange", "cat", "component_name", "full", "get_backend", "ones", "set_backend",
+    "act_name", "arange", "cat", "component_name", "full", "get_backend", "matmul", "ones", "set_backend",
     "stack", "tensor", "where", "zeros",
 ]

@@ -1,0 +1,114 @@
+"""Loading the Hugging Face layout: single and sharded files, half precision,
+and bad folders that must fail with an error naming the file and tensor."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import neuroscope as ns
+from neuroscope import ModelFormatError, UnsupportedModelError
+from neuroscope.model.safetensors import SafetensorsFile, save_file
+
+pytestmark = pytest.mark.ref
+TOKENS = [[3, 17, 42, 5, 99, 8]]
+
+
+def _copy(folder, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(folder, target)
+    return target
+
+
+def _rewrite(path, edit):
+    """Rewrite a safetensors file after ``edit(tensors)`` on {name: (dtype, shape, bytes)}."""
+    reader = SafetensorsFile.open(str(path))
+    tensors = {n: (reader.info(n).dtype, reader.info(n).shape, bytes(reader.raw(n))) for n in reader.keys()}
+    reader.close()
+    edit(tensors)
+    save_file(tensors, str(path))
+
+
+def test_sharded_index_loads_like_single_file(reference_dir, tmp_path):
+    folder = reference_dir("llama")
+    single = ns.TransformerModel.from_huggingface(folder)
+    target = _copy(folder, tmp_path)
+    reader = SafetensorsFile.open(str(target / "model.safetensors"))
+    names = sorted(reader.keys())
+    tensors = {n: (reader.info(n).dtype, reader.info(n).shape, bytes(reader.raw(n))) for n in names}
+    reader.close()
+    halves = [names[: len(names) // 2], names[len(names) // 2:]]
+    weight_map = {}
+    for i, part in enumerate(halves):
+        shard = f"model-0000{i + 1}-of-00002.safetensors"
+        save_file({n: tensors[n] for n in part}, str(target / shard))
+        weight_map.update({n: shard for n in part})
+    os.remove(target / "model.safetensors")
+    (target / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    sharded = ns.TransformerModel.from_huggingface(str(target))
+    np.testing.assert_array_equal(sharded(TOKENS).numpy(), single(TOKENS).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_weights(reference_dir, tmp_path, dtype):
+    import torch
+    from reference_models import load_hf
+    hf = load_hf(reference_dir("gpt_neox")).to(getattr(torch, dtype))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    shutil.copy(os.path.join(reference_dir("gpt_neox"), "tokenizer.json"), tmp_path)
+    model = ns.TransformerModel.from_huggingface(str(tmp_path))
+    hf32 = hf.float()  # the same rounded weights, computed in fp32
+    with torch.no_grad():
+        ref = hf32(torch.tensor(TOKENS)).logits.numpy()
+    assert np.abs(model(TOKENS).numpy() - ref).max() <= 1e-4
+    assert model.W_E.dtype == "float32"
+
+
+def test_missing_tensor_names_file_and_tensor(reference_dir, tmp_path):
+    target = _copy(reference_dir("gpt2"), tmp_path)
+    _rewrite(target / "model.safetensors", lambda t: t.pop("transformer.h.1.mlp.c_fc.weight"))
+    with pytest.raises(ModelFormatError) as info:
+        ns.TransformerModel.from_huggingface(str(target))
+    assert "model.safetensors" in str(info.value) and "transformer.h.1.mlp.c_fc.weight" in str(info.value)
+
+
+def test_shape_disagreeing_with_config(reference_dir, tmp_path):
+    target = _copy(reference_dir("gpt2"), tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    config["n_inner"] = 48
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match=r"blocks.0.mlp.W_in.*\[32, 128\].*\[32, 48\]"):
+        ns.TransformerModel.from_huggingface(str(target))
+
+
+def test_truncated_weights(reference_dir, tmp_path):
+    target = _copy(reference_dir("gpt2"), tmp_path)
+    data = (target / "model.safetensors").read_bytes()
+    (target / "model.safetensors").write_bytes(data[: len(data) - 100])
+    with pytest.raises(ModelFormatError, match="model.safetensors"):
+        ns.TransformerModel.from_huggingface(str(target))
+
+
+def test_unsupported_and_missing_files(reference_dir, tmp_path):
+    target = _copy(reference_dir("gpt2"), tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
+    with pytest.raises(UnsupportedModelError, match="'t5'.*supported: gpt2"):
+        ns.TransformerModel.from_huggingface(str(target))
+    (target / "config.json").write_text(json.dumps(config))
+    os.remove(target / "model.safetensors")
+    with pytest.raises(ModelFormatError, match="no model.safetensors"):
+        ns.TransformerModel.from_huggingface(str(target))
+    with pytest.raises(FileNotFoundError, match="neither a folder"):
+        ns.TransformerModel.from_huggingface(str(tmp_path / "nowhere"))
+
+
+def test_from_config_accepts_hf_config_objects():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                      num_key_value_heads=1, intermediate_size=40, vocab_size=30)
+    model = ns.TransformerModel.from_config(config, seed=0)
+    assert model.cfg.n_kv_heads == 1 and model.cfg.family == "llama"
+    assert model([[1, 2, 3]]).shape == (1, 3, 30)
