@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 import neuroscope as ns
-from neuroscope import (ActivationHook, CachingHook, InterventionHook, InvalidTokenError,
-                        LayerNotFoundError, ProbeHook, UnknownHookError, UnsupportedModelError)
+from neuroscope import (
+    ActivationHook,
+    CachingHook,
+    InterventionHook,
+    InvalidTokenError,
+    LayerNotFoundError,
+    ProbeHook,
+    UnknownHookError,
+    UnsupportedModelError,
+)
 
 CONFIG = dict(model_type="gpt2", vocab_size=50, n_positions=16, n_embd=24, n_layer=3, n_head=4)
 TOKENS = [[1, 5, 7, 9, 11, 2], [3, 4, 4, 4, 8, 0]]

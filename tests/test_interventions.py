@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 import neuroscope as ns
-from neuroscope import (AddVector, Intervention, InterventionHook, MeanAblation, NoiseInjection, Patch,
-                        ResampleAblation, Scale, ZeroAblation)
+from neuroscope import (
+    AddVector,
+    Intervention,
+    InterventionHook,
+    MeanAblation,
+    NoiseInjection,
+    Patch,
+    ResampleAblation,
+    Scale,
+    ZeroAblation,
+)
 
 CONFIG = dict(model_type="gpt2", vocab_size=40, n_positions=16, n_embd=16, n_layer=3, n_head=4)
 CLEAN = [[1, 5, 7, 9, 11, 2], [3, 4, 4, 4, 8, 6]]

@@ -54,6 +54,7 @@ def test_sharded_index_loads_like_single_file(reference_dir, tmp_path):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_weights(reference_dir, tmp_path, dtype):
     import torch
+
     from reference_models import load_hf
     hf = load_hf(reference_dir("gpt_neox")).to(getattr(torch, dtype))
     hf.save_pretrained(tmp_path, safe_serialization=True)

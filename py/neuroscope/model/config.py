@@ -124,7 +124,8 @@ def _gpt_neox(hf):
     d_model, n_heads = hf["hidden_size"], hf["num_attention_heads"]
     d_head = d_model // n_heads
     params = hf.get("rope_parameters") or {}
-    rotary_pct = params.get("partial_rotary_factor", hf.get("rotary_pct", hf.get("partial_rotary_factor", 1.0)))
+    rotary_pct = params.get("partial_rotary_factor",
+                            hf.get("rotary_pct", hf.get("partial_rotary_factor", 1.0)))
     act = hf.get("hidden_act", "gelu")
     if act not in ("gelu", "gelu_new", "relu", "silu"):
         raise UnsupportedModelError(f"GPT-NeoX hidden_act {act!r}; supported: gelu, gelu_new, relu, silu")
