@@ -6,12 +6,34 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
-from .errors import (InvalidTokenError, LayerNotFoundError, ModelFormatError, NeuroScopeError,
-                     ShapeError, UnknownHookError, UnsupportedModelError)
-from .hooks import (ActivationHook, CachingHook, FunctionHook, HookManager, HookPoint,
-                    InterventionHook, ProbeHook)
-from .interventions import (AddVector, Intervention, MeanAblation, NoiseInjection, Patch,
-                            ResampleAblation, Scale, ZeroAblation)
+from .errors import (
+    InvalidTokenError,
+    LayerNotFoundError,
+    ModelFormatError,
+    NeuroScopeError,
+    ShapeError,
+    UnknownHookError,
+    UnsupportedModelError,
+)
+from .hooks import (
+    ActivationHook,
+    CachingHook,
+    FunctionHook,
+    HookManager,
+    HookPoint,
+    InterventionHook,
+    ProbeHook,
+)
+from .interventions import (
+    AddVector,
+    Intervention,
+    MeanAblation,
+    NoiseInjection,
+    Patch,
+    ResampleAblation,
+    Scale,
+    ZeroAblation,
+)
 from .model import ModelConfig, ModelOutput, TransformerModel
 from .names import act_name, component_name
 from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
