@@ -155,7 +155,11 @@ def _llama(hf):
     if act not in ("silu", "gelu", "gelu_new", "relu"):
         raise UnsupportedModelError(f"hidden_act {act!r}; supported: silu, gelu, gelu_new, relu")
     model_type = hf["model_type"]
-    window = hf.get("sliding_window") if (model_type == "mistral" or hf.get("use_sliding_window")) else None
+    if model_type == "qwen2" and hf.get("use_sliding_window"):
+        # Qwen2 windows only the layers from max_window_layers on; not implemented.
+        raise UnsupportedModelError("Qwen2 with use_sliding_window=true is not supported; "
+                                    "supported: use_sliding_window=false")
+    window = hf.get("sliding_window") if model_type == "mistral" else None
     qkv_bias = hf.get("attention_bias", model_type == "qwen2")
     return ModelConfig(
         family="llama", model_type=model_type, d_model=d_model,

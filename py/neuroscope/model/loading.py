@@ -27,9 +27,30 @@ def resolve_folder(name_or_path):
     cached = _hub_cache_snapshot(path)
     if cached:
         return cached
+    downloaded, why = _download_from_hub(path)
+    if downloaded:
+        return downloaded
     raise FileNotFoundError(
-        f"{path!r} is neither a folder nor a model in the local Hugging Face cache; expected a folder "
-        f"with config.json, model.safetensors and tokenizer.json")
+        f"{path!r} is neither a folder nor a model in the local Hugging Face cache, and it could not "
+        f"be downloaded ({why}); expected a folder with config.json, model.safetensors and tokenizer.json")
+
+
+_HUB_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json",
+              "model-*.safetensors", "tokenizer.json"]
+
+
+def _download_from_hub(name):
+    """Fetch only the files NeuroScope reads, with huggingface_hub's progress bars."""
+    if name.count("/") > 1 or name.startswith((".", "/")):
+        return None, "not a hub name"
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None, "huggingface_hub is not installed"
+    try:
+        return snapshot_download(name, allow_patterns=_HUB_FILES), None
+    except Exception as error:  # offline, unknown repo, gated model: all become one message
+        return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def _hub_cache_snapshot(name):
