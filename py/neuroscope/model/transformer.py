@@ -8,7 +8,6 @@ Hugging Face transformers (numerics), nanoGPT (structure).
 """
 
 from ..backends import get_backend
-from ..cache import ActivationCache
 from ..errors import InvalidTokenError, LayerNotFoundError
 from ..hooks import CachingHook, HookManager
 from ..names import component_name
@@ -228,6 +227,29 @@ class TransformerModel:
         """Continue ``prompt`` (text -> text, token ids -> token ids) with a key/value cache."""
         from .generate import generate
         return generate(self, prompt, max_tokens, temperature, top_k, seed, **kwargs)
+
+    # -- opt-in weight processing (see processing.py); each returns the model ----
+    def fold_ln(self, center_weights=True):
+        from . import processing
+        return processing.fold_ln(self, center_weights)
+
+    def center_writing_weights(self):
+        from . import processing
+        return processing.center_writing_weights(self)
+
+    def center_unembed(self):
+        from . import processing
+        return processing.center_unembed(self)
+
+    def fold_value_biases(self):
+        from . import processing
+        return processing.fold_value_biases(self)
+
+    def process_weights(self, fold_ln=True, center_writing_weights=True, center_unembed=True,
+                        fold_value_biases=True):
+        from . import processing
+        return processing.process_weights(self, fold_ln, center_writing_weights, center_unembed,
+                                          fold_value_biases)
 
     # -- construction ------------------------------------------------------------
     @classmethod
