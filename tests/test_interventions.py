@@ -157,3 +157,12 @@ def test_patch_shape_mismatch_is_explained(model):
     with pytest.raises(ValueError, match=r"source shape \[1, 3, 16\] differs from activation shape \[2, 6, 16\]"):
         _run(model, hook)
     assert model.hook_manager.hooks == []
+
+
+def test_patch_spec_carries_the_source_padding(model):
+    mask = [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]
+    _, padded_cache = model.run_with_cache(CLEAN, attention_mask=mask)
+    hook = InterventionHook(layer=1, component="residual", action=Patch(padded_cache))
+    spec = json.loads(json.dumps(hook.to_spec()))
+    assert spec["intervention"]["source_attention_mask"] == mask
+    np.testing.assert_array_equal(_run(model, hook), _run(model, InterventionHook.from_spec(spec)))

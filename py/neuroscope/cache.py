@@ -15,11 +15,12 @@ from .names import act_name, component_name
 class ActivationCache:
     """Activations recorded during a forward pass, by hook name."""
 
-    def __init__(self, activations=None, tokens=None):
+    def __init__(self, activations=None, tokens=None, attention_mask=None):
         self._store = dict(activations or {})
         # The input the activations came from: lets a patching spec re-create
         # the cache elsewhere (e.g. from a share link).
         self.tokens = tokens
+        self.attention_mask = attention_mask
 
     # -- mapping -------------------------------------------------------------
     def _resolve(self, key):

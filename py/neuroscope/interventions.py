@@ -140,16 +140,19 @@ class Patch(Intervention):
 
     kind = "patch"
 
-    def __init__(self, source=None, source_tokens=None, positions=None):
+    def __init__(self, source=None, source_tokens=None, positions=None, source_attention_mask=None):
         super().__init__(positions)
         if source is None and source_tokens is None:
             raise ValueError("Patch needs source= (a cache) or source_tokens=")
         self.source = source
         self.source_tokens = source_tokens if source_tokens is not None else getattr(source, "tokens", None)
+        self.source_attention_mask = (source_attention_mask if source_attention_mask is not None
+                                      else getattr(source, "attention_mask", None))
 
     def prepare(self, model):
         if self.source is None:
-            _, self.source = model.run_with_cache(self.source_tokens)
+            _, self.source = model.run_with_cache(self.source_tokens,
+                                                  attention_mask=self.source_attention_mask)
 
     def _source_for(self, activation, hook):
         if self.source is None:
@@ -169,8 +172,10 @@ class Patch(Intervention):
     def params(self):
         if self.source_tokens is None:
             raise TypeError("a Patch serialises only when it knows its source tokens")
-        tokens = self.source_tokens
-        return {"source_tokens": tokens.tolist() if isinstance(tokens, Tensor) else tokens}
+        params = {"source_tokens": _plain(self.source_tokens)}
+        if self.source_attention_mask is not None:
+            params["source_attention_mask"] = _plain(self.source_attention_mask)
+        return params
 
 
 class ResampleAblation(Patch):
@@ -178,8 +183,8 @@ class ResampleAblation(Patch):
 
     kind = "resample_ablation"
 
-    def __init__(self, source=None, source_tokens=None, seed=0, positions=None):
-        super().__init__(source, source_tokens, positions)
+    def __init__(self, source=None, source_tokens=None, seed=0, positions=None, source_attention_mask=None):
+        super().__init__(source, source_tokens, positions, source_attention_mask)
         self.seed = seed
 
     def _source_for(self, activation, hook):
@@ -253,6 +258,11 @@ class NoiseInjection(Intervention):
 
     def params(self):
         return {"noise_level": self.noise_level, "seed": self.seed}
+
+
+def _plain(value):
+    """JSON-able nested lists from a Tensor, an array or lists."""
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def _as_list(value):

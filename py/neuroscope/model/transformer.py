@@ -208,10 +208,12 @@ class TransformerModel:
         """``(logits, cache)``; ``names_filter`` is a name, a list of names or a predicate."""
         if isinstance(names_filter, str):
             names_filter = [names_filter]
+        # Token ids (not text) are kept on the cache so a Patch spec can re-create it.
+        tokens, kwargs["attention_mask"] = self._as_tokens(tokens, kwargs.get("attention_mask"))
         hook = CachingHook(names_filter)
         with self.hooks([hook]):
             logits = self(tokens, **kwargs)
-        hook.cache.tokens = tokens
+        hook.cache.tokens, hook.cache.attention_mask = tokens, kwargs["attention_mask"]
         return logits, hook.cache
 
     def run_with_caching(self, tokens, layers=None, components=("residual", "attention", "mlp"), **kwargs):
