@@ -9,10 +9,13 @@
 """
 
 import argparse
+import functools
+import http.server
 import importlib.util
 import os
 import subprocess
 import sys
+import threading
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NEEDED_MODULES = ("numpy", "tokenizers", "pytest", "safetensors", "threadpoolctl", "psutil",
@@ -42,6 +45,38 @@ def command_test(extra):
         [os.path.join(ROOT, "py"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     return subprocess.call([sys.executable, "-m", "pytest", os.path.join(ROOT, "tests"), *extra],
                            cwd=ROOT, env=env)
+
+
+class StaticHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the headers wasm threads need (cross-origin isolation)."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
+                      ".json": "application/json", ".wgsl": "text/plain", ".glsl": "text/plain",
+                      ".webmanifest": "application/manifest+json", ".safetensors": "application/octet-stream"}
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        if os.environ.get("NEUROSCOPE_SERVER_LOG"):
+            super().log_message(format, *args)
+
+
+def make_server(root, port=0, host="127.0.0.1"):
+    """A threaded static server for ``root``; port 0 picks a free one."""
+    handler = functools.partial(StaticHandler, directory=root)
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def serve_in_thread(root, port=0):
+    """Start ``make_server`` in a daemon thread; returns (server, base_url)."""
+    server = make_server(root, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://localhost:{server.server_address[1]}"
 
 
 BENCHMARKS = {"forward": "bench/forward.py"}

@@ -203,6 +203,11 @@ class NumpyBackend(Backend):
         out = x.copy()
         index = _index(key)
         if sum(isinstance(i, np.ndarray) for i in index) > 1:
+            # The open mesh keeps integer-indexed axes as size 1: give the value them too.
+            dropped = tuple(i for i, item in enumerate(index) if isinstance(item, (int, np.integer)))
+            value = np.asarray(value)
+            if value.ndim and dropped:
+                value = np.expand_dims(value, dropped)
             index = self._outer_index(x, index)
         out[index] = value
         return out

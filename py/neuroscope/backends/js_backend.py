@@ -1,0 +1,183 @@
+"""The JS bridge backend: tensors live in the browser (WebGPU, WebGL2 or wasm).
+
+Python keeps a small ``JsHandle`` (id, shape, dtype) per tensor; the bytes stay
+on the device. Each primitive op becomes ONE call into the worker's kernel
+bridge with a JSON message (no proxies cross)::
+
+    {"op": "matmul",
+     "out": [[7, [2, 5, 3], "float32"]],          # ids Python allocated, with shapes
+     "args": [{"t": 3}, {"t": 4}],                 # tensors by id, scalars as numbers
+     "attrs": {"transpose_a": false, "transpose_b": true},
+     "free": [1, 2]}                               # ids Python no longer references
+
+Output shapes come from ``shapes.infer`` so Python never waits for the device.
+Non-finite floats travel as ``{"f": "inf" | "-inf" | "nan"}``; slice keys as a list
+of ``int`` (drop the axis), ``{"s": [start, stop, step]}`` or ``{"i": [indices]}``.
+Integer tensors are int64 to Python and int32 on the device.
+
+Reads go through ``bridge.read(id)``, a Promise of a typed array: ``to_list``
+waits with Pyodide's ``run_sync`` (JSPI) and ``to_list_async`` awaits it.
+"""
+
+import json
+import math
+from array import array
+
+from .base import Backend
+from .shapes import infer
+
+_TYPECODES = {"float32": "f", "int64": "i", "int32": "i", "bool": "B", "uint8": "B"}
+
+
+class JsHandle:
+    __slots__ = ("id", "shape", "dtype", "_owner", "__weakref__")
+
+    def __init__(self, owner, handle_id, shape, dtype):
+        self._owner, self.id, self.shape, self.dtype = owner, handle_id, tuple(shape), dtype
+
+    def __del__(self):
+        owner = self._owner
+        if owner is not None:
+            owner._pending_free.append(self.id)
+
+    def __repr__(self):
+        return f"JsHandle({self.id}, {list(self.shape)}, {self.dtype})"
+
+
+class JsBackend(Backend):
+    """``bridge`` is the worker's kernel bridge (a JS object with run/upload/read)."""
+
+    def __init__(self, bridge, name="js"):
+        self._bridge = bridge
+        self.name = name
+        self._next_id = 1
+        self._pending_free = []
+
+    # -- allocator -----------------------------------------------------------
+    def _new(self, shape, dtype):
+        handle = JsHandle(self, self._next_id, shape, dtype)
+        self._next_id += 1
+        return handle
+
+    def from_host(self, data, shape, dtype):
+        flat = _flat(data)
+        shape = tuple(shape) if shape is not None else (len(flat),)
+        if dtype == "bool":
+            flat = [1 if v else 0 for v in flat]
+        if isinstance(flat, array) and flat.typecode == _TYPECODES[dtype]:
+            packed = flat
+        else:
+            packed = array(_TYPECODES[dtype], [int(v) for v in flat] if dtype != "float32" else flat)
+        if len(packed) != math.prod(shape):
+            raise ValueError(f"{len(packed)} values cannot fill shape {list(shape)}")
+        return self._upload(packed.tobytes(), _DEVICE_SOURCE[dtype], shape, dtype)
+
+    def from_bytes(self, buffer, source_dtype, shape, dtype="float32"):
+        return self._upload(buffer, source_dtype, shape, dtype)
+
+    def _upload(self, buffer, source_dtype, shape, dtype):
+        handle = self._new(shape, dtype)
+        self._bridge.upload(json.dumps({"id": handle.id, "shape": list(shape), "dtype": dtype,
+                                        "source": source_dtype, "free": self._take_free()}),
+                            memoryview(buffer).cast("B"))
+        return handle
+
+    def full(self, shape, value, dtype):
+        return self._run("full", [(tuple(shape), dtype)], [], {"value": _number(value)})[0]
+
+    def arange(self, start, stop, dtype):
+        return self._run("arange", [((max(stop - start, 0),), dtype)], [], {"start": start})[0]
+
+    def to_list(self, handle):
+        from pyodide.ffi import run_sync
+        return self._unpack(handle, run_sync(self._bridge.read(handle.id)))
+
+    async def to_list_async(self, handle):
+        return self._unpack(handle, await self._bridge.read(handle.id))
+
+    def to_numpy(self, handle):
+        import numpy as np
+        return np.asarray(self.to_list(handle), dtype=handle.dtype if handle.dtype != "int64" else np.int64)
+
+    def _unpack(self, handle, typed_array):
+        try:
+            values = array(_TYPECODES[handle.dtype], typed_array.to_bytes()).tolist()
+        finally:
+            typed_array.destroy()
+        if handle.dtype == "bool":
+            values = [bool(v) for v in values]
+        return _nest(values, handle.shape)
+
+    def free(self, handle):
+        self._pending_free.append(handle.id)
+        handle._owner = None
+
+    def _take_free(self):
+        pending, self._pending_free = self._pending_free, []
+        return pending
+
+    # -- ops -----------------------------------------------------------------
+    def dispatch(self, op, *args, **attrs):
+        outputs = infer(op, *args, **attrs)
+        results = self._run(op, outputs, args, attrs)
+        if op == "topk" or op == "attention":
+            return tuple(results) + ((None,) if op == "attention" and len(results) == 1 else ())
+        return results[0]
+
+    def _run(self, op, outputs, args, attrs):
+        handles = [self._new(shape, dtype) for shape, dtype in outputs]
+        message = {
+            "op": op,
+            "out": [[h.id, list(h.shape), h.dtype] for h in handles],
+            "args": [_encode(a, op) for a in args],
+            "attrs": {k: _encode(v, op) for k, v in attrs.items()},
+            "free": self._take_free(),
+        }
+        self._bridge.run(json.dumps(message))
+        return handles
+
+
+_DEVICE_SOURCE = {"float32": "F32", "int64": "I32", "int32": "I32", "bool": "U8", "uint8": "U8"}
+
+
+def _number(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"f": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    return value
+
+
+def _encode(value, op):
+    if isinstance(value, JsHandle):
+        return {"t": value.id}
+    if isinstance(value, (bool, int, float)) or value is None or isinstance(value, str):
+        return _number(value)
+    if op in ("slice", "set_slice") and isinstance(value, tuple) and _is_key(value):
+        return [item if isinstance(item, int) else
+                {"s": list(item)} if isinstance(item, tuple) else {"i": list(item)} for item in value]
+    if isinstance(value, (list, tuple)):
+        return [_encode(v, op) for v in value]
+    raise TypeError(f"cannot send {type(value).__name__} to the JS bridge")
+
+
+def _is_key(value):
+    return all(isinstance(i, (int, tuple, list)) for i in value) and any(
+        isinstance(i, (tuple, list)) for i in value) or all(isinstance(i, int) for i in value)
+
+
+def _flat(data):
+    if isinstance(data, (array, memoryview, bytes)):
+        return data
+    if hasattr(data, "ravel"):  # numpy, when present
+        return data.ravel().tolist()
+    out = data
+    while out and isinstance(out[0], (list, tuple)):
+        out = [x for row in out for x in row]
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _nest(values, shape):
+    if not shape:
+        return values[0]
+    for size in reversed(shape[1:]):
+        values = [values[i:i + size] for i in range(0, len(values), size)]
+    return values
