@@ -43,7 +43,8 @@ class Attention:
         k = self.hook_k(linear(x, self.W_K, self.b_K).reshape(b, p, g, e))
         v = self.hook_v(linear(x, self.W_V, self.b_V).reshape(b, p, g, e))
         if self.rotary is not None:
-            cos, sin = self.rotary.tables(positions)  # [b, p, rotary_dim]
+            n_keys = k.shape[1] + (past[0].shape[1] if past is not None else 0)
+            cos, sin = self.rotary.tables(positions, n_keys)  # [b, p, rotary_dim]
             q = self.hook_rot_q(Rotary.apply(q, cos, sin, self.rotary_dim))
             k = self.hook_rot_k(Rotary.apply(k, cos, sin, self.rotary_dim))
         if past is not None:

@@ -129,9 +129,11 @@ class Rotary:
         self._tables = (Tensor(self._backend.from_host(cos, shape, "float32"), self._backend),
                         Tensor(self._backend.from_host(sin, shape, "float32"), self._backend))
 
-    def tables(self, positions):
-        """cos, sin for ``positions [b, p]`` -> each ``[b, p, rotary_dim]``."""
-        needed = max(positions.max().item() + 1, 1)
+    def tables(self, positions, n_positions):
+        """cos, sin for ``positions [b, p]`` (all < ``n_positions``) -> each ``[b, p, rotary_dim]``.
+
+        The bound comes from the caller (past + new tokens), so no device readback is needed."""
+        needed = max(n_positions, 1)
         if needed > self._tables[0].shape[0]:
             self._grow(max(needed, 2 * self._tables[0].shape[0]))
         cos, sin = self._tables

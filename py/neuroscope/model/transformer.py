@@ -119,13 +119,16 @@ class TransformerModel:
             tokens, mask = self.tokenize(tokens)
             if attention_mask is None and not _all_ones(mask):
                 attention_mask = mask
+        host_ids = _flat_ids(tokens) if isinstance(tokens, (list, tuple)) else None
         tokens = as_tensor(tokens, dtype="int64", backend=self.backend)
         if tokens.ndim == 1:
             tokens = tokens.unsqueeze(0)
         if tokens.ndim != 2 or tokens.size == 0:
             raise InvalidTokenError(f"expected a non-empty [batch, pos] array of token ids, got shape "
                                     f"{list(tokens.shape)}")
-        low, high = tokens.min().item(), tokens.max().item()
+        # Lists are checked on the host; tensors cost two small reductions.
+        low, high = ((min(host_ids), max(host_ids)) if host_ids is not None
+                     else (tokens.min().item(), tokens.max().item()))
         if low < 0 or high >= self.cfg.d_vocab:
             bad = low if low < 0 else high
             raise InvalidTokenError(f"token id {bad} is outside the vocabulary: expected ids in "
@@ -295,6 +298,11 @@ def _host_tokens(tokens):
     if hasattr(tokens, "tolist"):
         return tokens.tolist()
     return list(tokens)
+
+
+def _flat_ids(tokens):
+    rows = tokens if tokens and isinstance(tokens[0], (list, tuple)) else [tokens]
+    return [int(t) for row in rows for t in row] or [0]
 
 
 def _all_ones(mask):
