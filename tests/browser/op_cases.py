@@ -65,7 +65,9 @@ def cases(seed=0):
     out.append(("gather_axis1", "gather", [table, np.array([5, 0], dtype=np.int64), 1], {}, 0))
     out.append(("take_along", "take_along", [table, np.array([[1], [5]] * 5 + [[0]], dtype=np.int64), 1], {}, 0))
     cube = _rand(rng, (3, 5, 7))
-    keys = [((1, 4, 1), (0, 7, 2)), (2,), ((0, 3, 1), [4, 0], (6, 0, -2)), ([2, 0], 1, [6, 6])]
+    # Keys arrive normalised (Python's slice.indices): triples are range() arguments.
+    keys = [((1, 3, 1), (0, 5, 2)), (2,), ((0, 3, 1), [4, 0], (6, 0, -2)), ([2, 0], 1, [6, 6]),
+            ((2, -1, -1), 3), (1, (4, -1, -2), [5, 0])]
     for i, key in enumerate(keys):
         out.append((f"slice_{i}", "slice", [cube, key], {}, 0))
         value = _rand(rng, _numpy_shape(cube, key))
@@ -87,6 +89,7 @@ def cases(seed=0):
     cos, sin = np.cos(np.concatenate([angle, angle], -1)), np.sin(np.concatenate([angle, angle], -1))
     out.append(("rotary_partial", "rotary", [x, cos, sin, 6], {}, ELEMENTWISE))
     out.append(("full", "full", [(3, 129), -1.5, "float32"], {}, 0))
+    out.append(("full_neg_inf", "full", [(2, 3), -math.inf, "float32"], {}, 0))
     out.append(("arange", "arange", [3, 130, "int64"], {}, 0))
     return out
 

@@ -83,7 +83,7 @@ class JsBackend(Backend):
         return handle
 
     def full(self, shape, value, dtype):
-        return self._run("full", [(tuple(shape), dtype)], [], {"value": _number(value)})[0]
+        return self._run("full", [(tuple(shape), dtype)], [], {"value": value})[0]
 
     def arange(self, start, stop, dtype):
         return self._run("arange", [((max(stop - start, 0),), dtype)], [], {"start": start})[0]
