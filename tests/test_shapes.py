@@ -68,6 +68,9 @@ def test_tensor_level_ops(checking):
     ns.where(x > 3, x, 0.0).var(-1)
     ns.cat([x, x], 1).permute(2, 0, 1).broadcast_to(3, 4, 2, 6)
     (x.eq(x) * (x > 1)).astype("float32")
+    (x > 3).sum(-1)
+    (x > 3).cumsum(-1)
+    (x > 3).max(-1)
     assert {"take_along", "cumsum", "where", "concat", "broadcast_to", "cast"} <= checking.seen
 
 

@@ -95,12 +95,21 @@ def _reduce(op, x, axes, keepdims):
     shape, dtype = _meta(x)
     out = tuple(1 if i in axes else s for i, s in enumerate(shape)) if keepdims else \
         tuple(s for i, s in enumerate(shape) if i not in axes)
-    return [(out, FLOAT if op in ("mean", "var") else dtype)]
+    if op in ("mean", "var"):
+        dtype = FLOAT
+    elif op == "sum" and dtype == BOOL:
+        dtype = INT  # counting a mask
+    return [(out, dtype)]
 
 
 def _argmax(x, axis):
     shape, _ = _meta(x)
     return [(shape[:axis] + shape[axis + 1:], INT)]
+
+
+def _cumsum(x, axis):
+    shape, dtype = _meta(x)
+    return [(shape, INT if dtype == BOOL else dtype)]
 
 
 def _same(x, *rest, **attrs):
@@ -174,7 +183,7 @@ def _attention(q, k, v, mask, scale, return_pattern):
 
 _RULES = {
     "unary": _unary, "binary": _binary, "where": _where, "cast": _cast, "matmul": _matmul,
-    "reduce": _reduce, "argmax": _argmax, "cumsum": _same, "softmax": _same, "log_softmax": _same,
+    "reduce": _reduce, "argmax": _argmax, "cumsum": _cumsum, "softmax": _same, "log_softmax": _same,
     "layer_norm": _same, "rms_norm": _same, "gather": _gather, "take_along": _take_along,
     "slice": _slice, "set_slice": _same, "concat": _concat, "reshape": _reshape,
     "permute": _permute, "broadcast_to": _broadcast_to, "topk": _topk, "rotary": _same,
