@@ -1,0 +1,123 @@
+"""Helpers shared by the analyses: position slices, cache look-ups, progress.
+
+``Slice`` follows TransformerLens' ``utilities.slice.Slice`` so that the
+``pos_slice`` / ``batch_slice`` arguments of the lens functions mean what they
+mean there: None keeps the axis, an int selects one entry and drops the axis, a
+tuple is ``slice(*tuple)`` (``(k,)`` is ``:k``), a ``slice`` is itself, and a
+list (or int Tensor) of indices selects those entries.
+"""
+
+import sys
+import time
+
+from ..errors import NeuroScopeError
+from ..tensor import Tensor
+
+
+class MissingActivationError(NeuroScopeError, KeyError):
+    """An analysis needs an activation that the cache does not hold."""
+
+    def __init__(self, name, purpose):
+        self.name = name
+        super().__init__(f"{purpose} needs {name!r} in the cache; run run_with_cache without a "
+                         f"names_filter, or include {name!r} in it")
+
+    def __str__(self):
+        return self.args[0]
+
+
+def cached(cache, name, purpose):
+    """``cache[name]``, or a MissingActivationError saying who needed it."""
+    if name not in cache:
+        raise MissingActivationError(name, purpose)
+    return cache[name]
+
+
+class Slice:
+    """A selection along one axis, with TransformerLens' ``Slice`` semantics."""
+
+    def __init__(self, selection=None):
+        if isinstance(selection, Slice):
+            selection = selection.selection
+        if isinstance(selection, Tensor):
+            selection = selection.tolist()
+        elif hasattr(selection, "tolist") and not isinstance(selection, (list, tuple)):
+            selection = selection.tolist()  # numpy arrays and numpy integers
+        if isinstance(selection, bool):
+            raise ValueError(f"invalid slice {selection!r}: expected None, an int, a tuple, a slice "
+                             "or a list of indices")
+        if selection is None:
+            self.mode, self.selection = "identity", None
+        elif isinstance(selection, int):
+            self.mode, self.selection = "int", selection
+        elif isinstance(selection, tuple):
+            self.mode, self.selection = "slice", slice(*selection)
+        elif isinstance(selection, slice):
+            self.mode, self.selection = "slice", selection
+        elif isinstance(selection, list):
+            self.mode, self.selection = "array", [int(i) for i in selection]
+        else:
+            raise ValueError(f"invalid slice {selection!r}: expected None, an int, a tuple, a slice "
+                             "or a list of indices")
+
+    def apply(self, tensor, axis=0):
+        """``tensor`` with this selection applied along ``axis``."""
+        if self.mode == "identity":
+            return tensor
+        key = [slice(None)] * tensor.ndim
+        key[axis] = self.selection
+        return tensor[tuple(key)]
+
+    def indices(self, size):
+        """The selected indices of an axis of length ``size``, as a list."""
+        if self.mode == "int":
+            return [self.selection % size]
+        if self.mode == "array":
+            return [i % size for i in self.selection]
+        return list(range(size))[self.selection if self.selection is not None else slice(None)]
+
+    def __repr__(self):
+        return f"Slice({self.selection!r}, mode={self.mode!r})"
+
+
+def final_layer(layer, n_layers, purpose):
+    """TransformerLens' convention: None and -1 mean ``n_layers`` (the input to the unembed)."""
+    if layer is None or layer == -1:
+        return n_layers
+    if not isinstance(layer, int) or not 0 <= layer <= n_layers:
+        raise ValueError(f"{purpose}: layer {layer!r} requested; expected 0-{n_layers} "
+                         f"({n_layers} is the unembed input), -1 or None")
+    return layer
+
+
+class ProgressBar:
+    """A plain text progress bar on stderr: the default ``progress`` of the sweeps."""
+
+    def __init__(self, label, stream=None, width=30, min_interval=0.1):
+        self.label, self.width, self.min_interval = label, width, min_interval
+        self.stream = stream if stream is not None else sys.stderr
+        self._last = 0.0
+
+    def __call__(self, done, total):
+        now = time.monotonic()
+        if done < total and now - self._last < self.min_interval:
+            return
+        self._last = now
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def progress_reporter(progress, label):
+    """``progress``: None -> a stderr bar; False -> silent; a callable ``(done, total)`` -> itself."""
+    if progress is None:
+        return ProgressBar(label)
+    if progress is False:
+        return lambda done, total: None
+    if not callable(progress):
+        raise TypeError(f"progress={progress!r}; expected None (a stderr bar), False, or a "
+                        "callable (done, total)")
+    return progress

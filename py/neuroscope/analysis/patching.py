@@ -1,0 +1,228 @@
+"""Activation patching sweeps: which activations carry the clean run's answer?
+
+Run the model on the corrupted prompt with one activation (a layer's residual
+stream at one position, one head's output, ...) taken from the clean run, and
+measure the output with a metric; repeat for every cell of the sweep. The clean
+run is cached once (by the caller, or by ``patching_sweep``); each cell costs
+one forward pass with one ``InterventionHook(Patch(clean_cache, positions=...),
+heads=...)`` from the core, so every patch is the same JSON-able intervention a
+user could apply by hand.
+
+The ``get_act_patch_*`` functions have the signatures, cell order and result
+shapes of TransformerLens' ``patching.py`` (``generic_activation_patch`` with
+its ``layer_pos`` / ``layer_head_vector`` / ``layer_pos_head_vector`` setters);
+head outputs are patched at ``attn.hook_z``, as there. References: Meng et al.,
+"Locating and Editing Factual Associations in GPT" (ROME, 2022); Wang et al.,
+"Interpretability in the Wild" (2022); Heimersheim & Nanda, "How to use and
+interpret activation patching" (2024).
+
+Shapes: b batch, p positions, v vocabulary, l layers, h heads. Metrics take
+logits ``[b, p, v]`` and return a scalar (a 0-d or one-element Tensor, or a float).
+"""
+
+from ..hooks import InterventionHook
+from ..interventions import Patch
+from ..names import act_name
+from ..tensor import Tensor, as_tensor
+from .common import MissingActivationError, progress_reporter
+
+# The axes a sweep may iterate over, and the activation axis each one selects.
+_AXES = ("layer", "pos", "head")
+
+
+def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, activation_name,
+                             index_axis_names, progress=None, layers=None, positions=None, heads=None,
+                             attention_mask=None):
+    """Patch ``activation_name`` from ``clean_cache`` into the corrupted run, one cell at a time.
+
+    ``index_axis_names`` is ``("layer", "pos")``, ``("layer", "head")`` or
+    ``("layer", "pos", "head")``; the result has one axis per name, in that
+    order, covering every layer / position / head (or the given ``layers``,
+    ``positions``, ``heads``). ``activation_name`` is a short name
+    (``"resid_pre"``, ``"z"``, ``"mlp_out"`` ...). ``progress``: None for a
+    stderr bar, False for none, or a callable ``(done, total)``.
+    """
+    index_axis_names = tuple(index_axis_names)
+    if index_axis_names[0] != "layer" or any(axis not in _AXES for axis in index_axis_names):
+        raise ValueError(f"index_axis_names={index_axis_names!r}; expected 'layer' first, then 'pos' "
+                         "and/or 'head'")
+    tokens = as_tensor(corrupted_tokens, dtype="int64", backend=model.backend)
+    if tokens.ndim == 1:
+        tokens = tokens.unsqueeze(0)
+    ranges = {
+        "layer": _checked("layers", layers, model.cfg.n_layers),
+        "pos": _checked("positions", positions, tokens.shape[1]),
+        "head": _checked("heads", heads, model.cfg.n_heads),
+    }
+    axes = [ranges[axis] for axis in index_axis_names]
+    cells = _product(axes)
+    names = {layer: act_name(activation_name, layer) for layer in ranges["layer"]}
+    _check_clean(clean_cache, names, tokens)
+    report = progress_reporter(progress, f"patching {activation_name}")
+    report(0, len(cells))
+    values = []
+    for done, cell in enumerate(cells, 1):
+        index = dict(zip(index_axis_names, cell))
+        patch = Patch(clean_cache, positions=[index["pos"]] if "pos" in index else None)
+        hook = InterventionHook(name=names[index["layer"]], action=patch,
+                                heads=[index["head"]] if "head" in index else None)
+        logits = model.run_with_hooks(tokens, fwd_hooks=[hook], attention_mask=attention_mask)
+        values.append(_scalar(patching_metric(logits)))
+        report(done, len(cells))
+    return as_tensor(values, dtype="float32", backend=model.backend).reshape([len(a) for a in axes])
+
+
+def get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, patching_metric, **options):
+    """The residual stream entering each layer, by position: ``[n_layers, pos]``."""
+    return generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre",
+                                    ("layer", "pos"), **options)
+
+
+def get_act_patch_resid_mid(model, corrupted_tokens, clean_cache, patching_metric, **options):
+    """The residual stream between attention and MLP, by position: ``[n_layers, pos]``."""
+    return generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, "resid_mid",
+                                    ("layer", "pos"), **options)
+
+
+def get_act_patch_attn_out(model, corrupted_tokens, clean_cache, patching_metric, **options):
+    """Each attention layer's output, by position: ``[n_layers, pos]``."""
+    return generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, "attn_out",
+                                    ("layer", "pos"), **options)
+
+
+def get_act_patch_mlp_out(model, corrupted_tokens, clean_cache, patching_metric, **options):
+    """Each MLP's output, by position: ``[n_layers, pos]``."""
+    return generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, "mlp_out",
+                                    ("layer", "pos"), **options)
+
+
+def get_act_patch_attn_head_out_all_pos(model, corrupted_tokens, clean_cache, patching_metric, **options):
+    """Each head's output (``hook_z``) at every position at once: ``[n_layers, n_heads]``."""
+    return generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, "z",
+                                    ("layer", "head"), **options)
+
+
+def get_act_patch_attn_head_out_by_pos(model, corrupted_tokens, clean_cache, patching_metric, **options):
+    """Each head's output (``hook_z``) at one position: ``[n_layers, pos, n_heads]``."""
+    return generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, "z",
+                                    ("layer", "pos", "head"), **options)
+
+
+SWEEPS = {
+    "resid_pre": get_act_patch_resid_pre,
+    "resid_mid": get_act_patch_resid_mid,
+    "attn_out": get_act_patch_attn_out,
+    "mlp_out": get_act_patch_mlp_out,
+    "attn_head_out_all_pos": get_act_patch_attn_head_out_all_pos,
+    "attn_head_out_by_pos": get_act_patch_attn_head_out_by_pos,
+}
+_SWEEP_ACTIVATION = {"attn_head_out_all_pos": "z", "attn_head_out_by_pos": "z"}
+
+
+def patching_sweep(model, clean_tokens, corrupted_tokens, patching_metric, kind="resid_pre", **options):
+    """Cache the clean run (only the activations ``kind`` patches) and sweep: see ``SWEEPS``.
+
+    An ``attention_mask`` option applies to both runs (the prompts must be padded alike).
+    """
+    if kind not in SWEEPS:
+        raise ValueError(f"kind={kind!r}; expected one of {sorted(SWEEPS)}")
+    short = _SWEEP_ACTIVATION.get(kind, kind)
+    names = [act_name(short, layer) for layer in range(model.cfg.n_layers)]
+    _, clean_cache = model.run_with_cache(clean_tokens, names_filter=names,
+                                          attention_mask=options.get("attention_mask"))
+    return SWEEPS[kind](model, corrupted_tokens, clean_cache, patching_metric, **options)
+
+
+# -- metrics -------------------------------------------------------------------
+def _answer_ids(tokens, batch, backend, what):
+    if isinstance(tokens, Tensor):
+        tokens = tokens.tolist()
+    ids = [tokens] * batch if isinstance(tokens, int) else list(tokens)
+    if len(ids) != batch:
+        raise ValueError(f"{what}: {len(ids)} token ids for a batch of {batch}; expected one id, "
+                         f"or one per example")
+    return as_tensor([[int(i)] for i in ids], dtype="int64", backend=backend)  # [b, 1]
+
+
+def logit_diff_metric(correct, incorrect, position=-1):
+    """``metric(logits)``: mean over the batch of ``logit[correct] - logit[incorrect]`` at ``position``.
+
+    ``correct`` / ``incorrect`` are one token id each, or one id per example.
+    """
+    def logit_diff(logits):
+        last = logits[:, position]  # [b, v]
+        batch = last.shape[0]
+        right = last.take_along(_answer_ids(correct, batch, last.backend, "correct"), axis=-1)
+        wrong = last.take_along(_answer_ids(incorrect, batch, last.backend, "incorrect"), axis=-1)
+        return (right - wrong).mean()
+
+    return logit_diff
+
+
+def probability_metric(token, position=-1):
+    """``metric(logits)``: mean over the batch of the probability of ``token`` at ``position``."""
+    def probability(logits):
+        probs = logits[:, position].softmax(-1)  # [b, v]
+        return probs.take_along(_answer_ids(token, probs.shape[0], probs.backend, "token"), axis=-1).mean()
+
+    return probability
+
+
+def normalized_metric(metric, clean_logits, corrupted_logits):
+    """``metric`` rescaled so the corrupted run scores 0 and the clean run 1."""
+    clean, corrupted = _scalar(metric(clean_logits)), _scalar(metric(corrupted_logits))
+    if clean == corrupted:
+        raise ValueError(f"the metric is {clean} on both the clean and the corrupted run; "
+                         "there is nothing to normalise by")
+
+    def normalized(logits):
+        return (_scalar(metric(logits)) - corrupted) / (clean - corrupted)
+
+    return normalized
+
+
+# -- helpers -------------------------------------------------------------------
+def _scalar(value):
+    if isinstance(value, Tensor):
+        if value.size != 1:
+            raise ValueError(f"the patching metric returned shape {list(value.shape)}; expected a scalar "
+                             "(average over the batch in the metric)")
+        return float(value.item())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the patching metric returned {value!r}; expected a scalar") from None
+
+
+def _checked(what, chosen, size):
+    if chosen is None:
+        return list(range(size))
+    chosen = [chosen] if isinstance(chosen, int) else list(chosen)
+    bad = [i for i in chosen if not isinstance(i, int) or not 0 <= i < size]
+    if bad:
+        raise ValueError(f"{what} {bad} requested; expected values in 0-{size - 1}")
+    return chosen
+
+
+def _product(axes):
+    cells = [()]
+    for axis in axes:
+        cells = [cell + (i,) for cell in cells for i in axis]
+    return cells
+
+
+def _check_clean(clean_cache, names, tokens):
+    batch, n_positions = tokens.shape
+    for name in names.values():
+        if name not in clean_cache:
+            raise MissingActivationError(name, "activation patching")
+        shape = clean_cache[name].shape
+        if shape[:2] != (batch, n_positions):
+            raise ValueError(f"clean {name} has batch and positions {list(shape[:2])}, the corrupted tokens "
+                             f"{[batch, n_positions]}: clean and corrupted prompts must have the same shape")
+
+
+__all__ = ["SWEEPS", "generic_activation_patch", "get_act_patch_attn_head_out_all_pos",
+           "get_act_patch_attn_head_out_by_pos", "get_act_patch_attn_out", "get_act_patch_mlp_out",
+           "get_act_patch_resid_mid", "get_act_patch_resid_pre", "logit_diff_metric",
+           "normalized_metric", "patching_sweep", "probability_metric"]
