@@ -1,25 +1,40 @@
 """NeuroScope's one entry point.
 
+    python build.py build [--out DIR]    write the static site (default dist/)
+    python build.py serve [--port N]     build, then serve it with the headers wasm threads need
     python build.py test [pytest args]   install what the tests need, then run them all
     python build.py bench [names]        run the benchmarks in bench/ (they print ratios vs peers)
+    python build.py train-demo [--minutes M --seed S --out DIR ...]
+                                         train the built-in demo model (torch on CPU, ~1 hour)
 
 ``test`` and ``bench`` install their Python needs on a fresh machine: torch
 2.13.0 (CPU, from the local wheel pip finds), then this package with its
-``dev`` and ``ref`` extras.
+``dev`` and ``ref`` extras. ``build``, ``serve`` and ``test`` run ``npm ci`` when
+node_modules is missing or differs from package-lock.json; ``test`` also
+installs Debian's chromium (as root) for the browser tests.
+
+The site mirrors repo-relative paths (worker/, shaders/, web/, node_modules/...),
+so a module import such as ``../../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs``
+resolves the same from the repo root and from dist/. The Python package travels
+as dist/py/neuroscope.zip, which the worker unpacks into Pyodide.
 """
 
 import argparse
 import functools
 import http.server
 import importlib.util
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NEEDED_MODULES = ("numpy", "tokenizers", "pytest", "safetensors", "threadpoolctl", "psutil",
-                  "torch", "transformers", "transformer_lens", "ruff")
+                  "torch", "transformers", "transformer_lens", "ruff", "playwright")
 
 
 def _pip(*args):
@@ -39,8 +54,160 @@ def install_python_needs():
         _pip("-e", f"{ROOT}[dev,ref]")
 
 
+def ensure_node_modules():
+    """``npm ci`` when node_modules is missing or differs from package-lock.json."""
+    stale = _stale_node_packages()
+    if not stale:
+        return
+    print(f"npm ci (node_modules differs from package-lock.json: {', '.join(stale[:5])})", flush=True)
+    if shutil.which("npm") is None:
+        raise SystemExit("npm is not installed; install Node.js 20+ (apt-get install -y nodejs npm)")
+    subprocess.check_call(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT)
+
+
+def _stale_node_packages():
+    with open(os.path.join(ROOT, "package-lock.json"), encoding="utf-8") as handle:
+        packages = json.load(handle)["packages"]
+    stale = []
+    for path, entry in packages.items():
+        if not path or entry.get("optional") or entry.get("link"):
+            continue  # the root entry; platform-specific optional packages
+        try:
+            with open(os.path.join(ROOT, path, "package.json"), encoding="utf-8") as handle:
+                installed = json.load(handle).get("version")
+        except (OSError, ValueError):
+            installed = None
+        if installed != entry.get("version"):
+            stale.append(f"{path.removeprefix('node_modules/')} {installed or 'missing'} "
+                         f"(lock: {entry.get('version')})")
+    return stale
+
+
+def ensure_chromium():
+    """Debian's chromium for the browser tests (apt-get, as root only)."""
+    if shutil.which("chromium"):
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print("chromium is not installed and this is not root: run `sudo apt-get install -y chromium`; "
+              "the browser tests fail until then", flush=True)
+        return
+    print("+ apt-get install -y chromium", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.check_call(["apt-get", "update"], env=env)
+    subprocess.check_call(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env)
+
+
+# -- the static site -------------------------------------------------------------
+SITE_DIRS = ("worker", "shaders", "web")
+NODE_FILES = {  # folder under node_modules -> the files the site loads from it
+    "pyodide": ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
+                "pyodide-lock.json"],
+    # The CPU (wasm) build of onnxruntime-web: the ESM entry, its emscripten loader and wasm.
+    "onnxruntime-web/dist": ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"],
+    "@huggingface/tokenizers/dist": ["tokenizers.min.mjs"],
+}
+NODE_LICENSES = {"pyodide": "pyodide", "onnxruntime-web": "onnxruntime-web/dist",
+                 "@huggingface/tokenizers": "@huggingface/tokenizers/dist"}
+BUILD_MARKER = "build.json"
+# Pyodide's default package CDN, used only when loadPyodide gets no packageBaseUrl (the worker
+# always passes one). The build points that default at the local indexURL instead, so dist/
+# holds no CDN address and a stray loadPackage can never reach the network.
+_PYODIDE_CDN = re.compile(r"(let (\w+)=(\w+)\.indexURL\|\|[^;]{0,40};if\(\2=[^;]{0,200}?\3\.cdnUrl=\w+\("
+                          r"\3\.packageBaseUrl\?\?)`https://cdn\.jsdelivr\.net/pyodide/v\$\{\w+\}/full/`")
+
+
+def command_build(out=None):
+    """Write the static site to ``out`` (default dist/); returns its path."""
+    ensure_node_modules()
+    out = os.path.abspath(out or os.path.join(ROOT, "dist"))
+    _clear_site(out)
+    for folder in SITE_DIRS:
+        source = os.path.join(ROOT, folder)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(out, folder), ignore=shutil.ignore_patterns(
+                "__pycache__", "*.pyc", ".*"))
+        else:
+            os.makedirs(os.path.join(out, folder))
+    versions = {}
+    for folder, names in NODE_FILES.items():
+        target = os.path.join(out, "node_modules", folder)
+        os.makedirs(target, exist_ok=True)
+        for name in names:
+            shutil.copy2(os.path.join(ROOT, "node_modules", folder, name), os.path.join(target, name))
+    for package, folder in NODE_LICENSES.items():
+        with open(os.path.join(ROOT, "node_modules", package, "package.json"), encoding="utf-8") as handle:
+            versions[package] = json.load(handle)["version"]
+        for name in ("LICENSE", "LICENSE.md", "LICENSE.txt"):
+            path = os.path.join(ROOT, "node_modules", package, name)
+            if os.path.exists(path):
+                shutil.copy2(path, os.path.join(out, "node_modules", folder, "LICENSE"))
+    _patch_pyodide_cdn(os.path.join(out, "node_modules", "pyodide", "pyodide.mjs"))
+    versions["neuroscope"] = _zip_package(os.path.join(out, "py", "neuroscope.zip"))
+    with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as handle:
+        handle.write('<!doctype html>\n<meta charset="utf-8">\n<title>NeuroScope</title>\n'
+                     '<meta http-equiv="refresh" content="0; url=web/index.html">\n'
+                     '<a href="web/index.html">NeuroScope</a>\n')
+    with open(os.path.join(out, BUILD_MARKER), "w", encoding="utf-8") as handle:
+        json.dump({"versions": versions, "package": "py/neuroscope.zip"}, handle, indent=1)
+    return out
+
+
+def _clear_site(out):
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.exists(os.path.join(out, BUILD_MARKER)):
+            raise SystemExit(f"{out} is not empty and holds no {BUILD_MARKER}: refusing to replace it; "
+                             "pass --out with a new or previously built folder")
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+
+
+def _patch_pyodide_cdn(path):
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    patched, count = _PYODIDE_CDN.subn(lambda m: m.group(1) + m.group(2), text)
+    if count != 1:
+        raise SystemExit(f"{path}: expected Pyodide's CDN default once, found it {count} times; "
+                         "update _PYODIDE_CDN in build.py for this Pyodide version")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(patched)
+
+
+def _zip_package(target):
+    """py/neuroscope as a zip (sources only); returns the package version."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    source = os.path.join(ROOT, "py")
+    version = None
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder, dirs, files in os.walk(os.path.join(source, "neuroscope")):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+            for name in sorted(files):
+                if name.endswith(".py") or name.endswith(".json"):
+                    path = os.path.join(folder, name)
+                    archive.write(path, os.path.relpath(path, source))
+    with open(os.path.join(source, "neuroscope", "__init__.py"), encoding="utf-8") as handle:
+        match = re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M)
+        version = match.group(1) if match else "unknown"
+    return version
+
+
+def command_serve(port, out=None):
+    root = command_build(out)
+    server = make_server(root, port)
+    url = f"http://localhost:{server.server_address[1]}/web/index.html"
+    print(f"serving {root} at {url}  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def command_test(extra):
     install_python_needs()
+    ensure_node_modules()
+    ensure_chromium()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.join(ROOT, "py"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     return subprocess.call([sys.executable, "-m", "pytest", os.path.join(ROOT, "tests"), *extra],
@@ -94,18 +261,40 @@ def command_bench(names):
     return status
 
 
+def command_train_demo(extra):
+    """Train the demo model into py/neuroscope/demo/model (options go to neuroscope.demo.train)."""
+    install_python_needs()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.join(ROOT, "py"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    return subprocess.call([sys.executable, "-m", "neuroscope.demo.train", *extra], cwd=ROOT, env=env)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="write the static site (default dist/)")
+    build.add_argument("--out", help="output folder (default: dist/)")
+    serve = sub.add_parser("serve", help="build, then serve the site and print its URL")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--out", help="output folder (default: dist/)")
     sub.add_parser("test", help="install test needs and run the whole suite (extra args go to pytest)")
     bench = sub.add_parser("bench", help="run benchmarks")
     bench.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {sorted(BENCHMARKS)})")
+    sub.add_parser("train-demo", add_help=False,
+                   help="train the demo model (options, --help too, go to python -m neuroscope.demo.train)")
     args, extra = parser.parse_known_args(argv)
     if args.command == "test":
         return command_test(extra)
+    if args.command == "train-demo":
+        return command_train_demo(extra)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    if args.command == "build":
+        print(f"built {command_build(args.out)}")
+        return 0
+    if args.command == "serve":
+        return command_serve(args.port, args.out)
     return command_bench(args.names)
 
 

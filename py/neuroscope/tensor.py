@@ -70,6 +70,13 @@ class Tensor:
     def tolist(self):
         return self.backend.to_list(self.data)
 
+    async def tolist_async(self):
+        """``tolist()`` that awaits device readback: for browsers without JSPI (``run_sync``)."""
+        to_list_async = getattr(self.backend, "to_list_async", None)
+        if to_list_async is None:  # host backends (numpy) read synchronously
+            return self.backend.to_list(self.data)
+        return await to_list_async(self.data)
+
     def item(self):
         if self.size != 1:
             raise ShapeError(f"item() needs a tensor with one element, got shape {list(self.shape)}")

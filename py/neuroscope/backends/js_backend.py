@@ -100,10 +100,8 @@ class JsBackend(Backend):
         return np.asarray(self.to_list(handle), dtype=handle.dtype if handle.dtype != "int64" else np.int64)
 
     def _unpack(self, handle, typed_array):
-        try:
-            values = array(_TYPECODES[handle.dtype], typed_array.to_bytes()).tolist()
-        finally:
-            typed_array.destroy()
+        # A returned typed array is a JsProxy (no destroy): to_bytes copies it out.
+        values = array(_TYPECODES[handle.dtype], typed_array.to_bytes()).tolist()
         if handle.dtype == "bool":
             values = [bool(v) for v in values]
         return _nest(values, handle.shape)

@@ -2,24 +2,42 @@
 
 ``load_huggingface`` reads ``config.json``, ``model.safetensors`` (or the sharded
 ``model.safetensors.index.json``) and ``tokenizer.json`` from a folder, a file
-inside one, or the local Hugging Face cache for a hub name. Weights are read
-by NeuroScope's own safetensors reader and converted on the backend.
+inside one, the local Hugging Face cache for a hub name, or a URL (in the
+browser also a path relative to the page). ``open_location`` picks the opener
+(remote.py) that reads them; weights are read by NeuroScope's own safetensors
+reader and converted on the backend.
 """
 
 import os
+import urllib.parse
 
 from ..backends import get_backend
-from ..errors import ModelFormatError
 from ..tensor import Tensor
-from ..tokenizer import Tokenizer
 from .config import ModelConfig
 from .families import MAPPERS, canonical_shapes, check_shapes
-from .safetensors import SafetensorsFile, ShardedSafetensors
+from .remote import FolderOpener, UrlOpener, is_url, page_url
+
+
+def open_location(name_or_path):
+    """The opener for a folder, a file in one, a hub name or a URL.
+
+    In the browser a location that is neither a URL nor a path in Pyodide's file
+    system is a path relative to the page (``"models/gpt2"``).
+    """
+    location = os.fspath(name_or_path)
+    if is_url(location):
+        return UrlOpener(location)
+    page = page_url()
+    if page is not None and not os.path.exists(location):
+        return UrlOpener(urllib.parse.urljoin(page, location))
+    return FolderOpener(resolve_folder(location))
 
 
 def resolve_folder(name_or_path):
-    """A local folder holding config.json for a path or a hub name."""
+    """A local folder holding config.json for a path or a hub name ("demo": the built-in model)."""
     path = os.fspath(name_or_path)
+    if path == "demo":  # shipped inside the package (neuroscope/demo/model), so no network is needed
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "model")
     if os.path.isfile(path):
         path = os.path.dirname(path) or "."
     if os.path.isdir(path):
@@ -68,28 +86,12 @@ def _hub_cache_snapshot(name):
     return None
 
 
-def open_weights(folder):
-    index = os.path.join(folder, "model.safetensors.index.json")
-    single = os.path.join(folder, "model.safetensors")
-    if os.path.exists(single):
-        return SafetensorsFile.open(single)
-    if os.path.exists(index):
-        return ShardedSafetensors.open(index)
-    raise ModelFormatError(f"{folder}: no model.safetensors or model.safetensors.index.json "
-                           f"(found: {', '.join(sorted(os.listdir(folder))) or 'nothing'})")
-
-
 def load_huggingface(model_class, name_or_path, backend=None, dtype="float32"):
     backend = backend or get_backend()
-    folder = resolve_folder(name_or_path)
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.exists(config_path):
-        raise ModelFormatError(f"{folder}: no config.json")
-    cfg = ModelConfig.from_hf(config_path, source=config_path)
-    weights = weights_from_reader(cfg, open_weights(folder), backend, dtype)
-    tokenizer_path = os.path.join(folder, "tokenizer.json")
-    tokenizer = Tokenizer.from_file(tokenizer_path) if os.path.exists(tokenizer_path) else None
-    return model_class(cfg, weights, tokenizer, backend, source=folder)
+    opener = open_location(name_or_path)
+    cfg = opener.config()
+    weights = weights_from_reader(cfg, opener.weights(), backend, dtype)
+    return model_class(cfg, weights, opener.tokenizer(), backend, source=opener.source)
 
 
 def weights_from_reader(cfg, reader, backend, dtype="float32"):

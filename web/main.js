@@ -1,0 +1,83 @@
+// The page side: starts the worker, shows its staged start-up, and exposes the scripting
+// entry used by tests and power users:
+//   window.neuroscope.ready          Promise of {backend, fallback, versions}
+//   window.neuroscope.python(code, globals?)
+//                                    Promise of the value of the code's last expression;
+//                                    rejects with an Error carrying pyType, message, traceback
+// Everything crosses the worker boundary through ../worker/protocol.js.
+
+import { STAGES, WorkerClient } from "../worker/protocol.js";
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const progress = [];
+const logs = [];
+
+const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
+const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
+const ready = client.call("boot", { backend: params.get("backend"), pageURL: location.href });
+
+window.neuroscope = {
+  ready,
+  python: (code, globals) => ready.then(() => client.call("python", { code, globals })),
+  progress,
+  logs,
+};
+
+renderStages();
+ready.then((info) => {
+  const software = info.fallback ? " (software adapter)" : "";
+  $("status").textContent = `Ready: kernels ${info.backend ?? "none"}${software}; ` +
+    Object.entries(info.versions).map(([name, version]) => `${name} ${version}`).join(", ");
+  document.querySelector("#repl button").disabled = false;
+}, (error) => {
+  $("status").textContent = `Start-up failed: ${error.message}`;
+  for (const item of document.querySelectorAll("#stages li:not(.done)")) item.classList.add("failed");
+});
+
+$("repl").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const output = $("output");
+  output.textContent = "…";
+  try {
+    const value = await window.neuroscope.python($("code").value);
+    output.textContent = typeof value === "string" ? value : JSON.stringify(value, tensorsAsSummary, 1);
+  } catch (error) {
+    output.textContent = error.traceback || `${error.name}: ${error.message}`;
+  }
+});
+
+function tensorsAsSummary(key, value) {
+  return ArrayBuffer.isView(value) ? `${value.constructor.name}(${value.length})` : value;
+}
+
+function renderStages() {
+  $("stages").replaceChildren(...STAGES.map((stage) => {
+    const item = document.createElement("li");
+    item.dataset.stage = stage;
+    item.textContent = stage;
+    return item;
+  }));
+}
+
+function showProgress(event) {
+  progress.push(event);
+  if (event.stage === "download") {
+    const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
+    $("status").textContent = `Downloading ${event.url}: ${mib(event.done)}` +
+      (event.total ? ` / ${mib(event.total)} MiB` : " MiB");
+    return;
+  }
+  const item = document.querySelector(`#stages li[data-stage="${event.stage}"]`);
+  if (item) {
+    item.classList.add("done");
+    item.title = [event.detail, event.ms !== undefined ? `${event.ms} ms` : ""].filter(Boolean).join(", ");
+  }
+}
+
+function showLog(event) {
+  logs.push(event);
+  const log = $("log");
+  log.textContent += `${event.level}: ${event.text}\n`;
+  if (event.level !== "info") console[event.level === "error" ? "error" : "warn"](event.text);
+}
