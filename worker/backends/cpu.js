@@ -1,0 +1,208 @@
+// The CPU kernel backend, for browsers with neither WebGPU nor WebGL2 (interface:
+// the header of worker/bridge.js). Tensors stay in JS memory as typed arrays
+// (float32 -> Float32Array, int64/int32 -> Int32Array, bool -> Uint8Array) and are
+// never written after the op that made them, so reshape shares its input's data.
+// Matmul-class work (matmul, and the two matmuls inside attention) runs on
+// onnxruntime-web's wasm kernels (cpu_ort.js, graphs from onnx_graph.js); every
+// other op is a plain JS loop over typed arrays (cpu_elementwise.js, cpu_reduce.js,
+// cpu_layout.js). Semantics are those of py/neuroscope/backends/numpy_backend.py.
+//
+// onnxruntime-web only runs asynchronously, while the bridge's run() is
+// synchronous: ops run in order through one queue. When nothing is pending, a JS
+// op runs at once (its errors reach Python directly); otherwise it waits its turn.
+// An op that fails in the queue marks its outputs failed, and reading them (or
+// anything computed from them) rejects with its error.
+
+import { deviceArrayType } from "../dtypes.js";
+import { ELEMENTWISE_OPS } from "./cpu_elementwise.js";
+import { LAYOUT_OPS, sizeOf } from "./cpu_layout.js";
+import { OrtKernels, ORT_OPS } from "./cpu_ort.js";
+import { REDUCTION_OPS } from "./cpu_reduce.js";
+
+// Positional parameter names of each op (backends/base.py PRIMITIVE_OPS): the
+// bridge sends what Python passed positionally as args, keywords as attrs.
+const PARAMETERS = {
+  unary: ["op", "x"], binary: ["op", "a", "b"], where: ["cond", "a", "b"], cast: ["x", "dtype"],
+  matmul: ["a", "b", "transpose_a", "transpose_b"], reduce: ["op", "x", "axes", "keepdims"],
+  argmax: ["x", "axis"], cumsum: ["x", "axis"], softmax: ["x", "axis"], log_softmax: ["x", "axis"],
+  layer_norm: ["x", "weight", "bias", "eps"], rms_norm: ["x", "weight", "eps"],
+  gather: ["x", "indices", "axis"], take_along: ["x", "indices", "axis"], slice: ["x", "key"],
+  set_slice: ["x", "key", "value"], concat: ["xs", "axis"], reshape: ["x", "shape"],
+  permute: ["x", "axes"], broadcast_to: ["x", "shape"], topk: ["x", "k", "axis"],
+  rotary: ["x", "cos", "sin", "rotary_dim"],
+  attention: ["q", "k", "v", "mask", "scale", "return_pattern"],
+  full: ["value"], arange: ["start"],
+};
+
+const JS_OPS = { ...ELEMENTWISE_OPS, ...REDUCTION_OPS, ...LAYOUT_OPS };
+
+export default class CpuBackend {
+  // options.numThreads overrides the thread count (default: all cores when the
+  // page is cross-origin isolated, else 1); options.bakeBytes bounds the weights
+  // kept inside onnxruntime (cpu_ort.js); options.wasmPaths where its wasm files are.
+  static async create(options = {}) {
+    return new CpuBackend(await OrtKernels.create(options));
+  }
+
+  constructor(ort) {
+    this.ort = ort;
+    this.name = "cpu";
+    this.isFallbackAdapter = false;
+    this.numThreads = ort.numThreads;
+    this.tensors = new Map(); // id -> {shape, dtype, data} or {error}
+    this.pool = new ArrayPool(POOL_BYTES, (array) => ort.forget(array));
+    this.queue = null; // Promise of the last queued op, null when idle
+    this.queued = 0;
+  }
+
+  upload(id, shape, dtype, data) {
+    const count = sizeOf(shape);
+    if (data.length < count) {
+      throw new Error(`upload of tensor ${id}: ${data.length} values cannot fill shape [${shape}]`);
+    }
+    const copy = this.pool.take(deviceArrayType(dtype), count);
+    copy.set(data.length === count ? data : data.subarray(0, count));
+    // A fresh id: no queued op can refer to it, so it is registered at once.
+    this.define({ id, shape: [...shape], dtype }, copy);
+  }
+
+  run(op, outs, args, attrs) {
+    const names = PARAMETERS[op];
+    const implementation = JS_OPS[op] || ORT_OPS[op];
+    if (!implementation || !names) {
+      throw new Error(`CPU backend has no op ${op}; expected one of ${Object.keys(PARAMETERS).join(", ")}`);
+    }
+    const params = {};
+    names.forEach((name, i) => { if (i < args.length) params[name] = args[i]; });
+    Object.assign(params, attrs);
+    if (this.queue === null) {
+      let pending;
+      try {
+        pending = implementation(this, outs, params);
+      } catch (error) {
+        for (const out of outs) this._release(out.id);
+        throw error;
+      }
+      if (pending) this._enqueue(() => pending, outs);
+    } else {
+      this._enqueue(() => implementation(this, outs, params), outs);
+    }
+  }
+
+  async read(id) {
+    if (this.queue !== null) await this.queue;
+    const tensor = this.tensor(id);
+    return tensor.data.slice();
+  }
+
+  free(id) {
+    if (this.queue === null) this._release(id);
+    else this._enqueue(() => this._release(id), []);
+  }
+
+  _release(id) {
+    const tensor = this.tensors.get(id);
+    if (!tensor) return;
+    this.tensors.delete(id);
+    if (tensor.data) this.pool.release(tensor.data);
+  }
+
+  _enqueue(task, outs) {
+    this.queued += 1;
+    const previous = this.queue || Promise.resolve();
+    const done = previous.then(task).catch((error) => {
+      for (const out of outs) {
+        this._release(out.id);
+        this.tensors.set(out.id, { error });
+      }
+    }).finally(() => {
+      this.queued -= 1;
+      if (this.queued === 0) this.queue = null;
+    });
+    this.queue = done;
+  }
+
+  // -- helpers for the op modules -------------------------------------------
+  tensor(id) {
+    const tensor = this.tensors.get(id);
+    if (!tensor) throw new Error(`CPU backend has no tensor ${id} (freed, or never uploaded)`);
+    if (tensor.error) throw new Error(`tensor ${id} was not computed: ${tensor.error.message}`);
+    return tensor;
+  }
+
+  // The tensor behind an argument {tensor: id}, or null for anything else.
+  input(value) {
+    return value !== null && typeof value === "object" && "tensor" in value ? this.tensor(value.tensor) : null;
+  }
+
+  // Registers `data` (a typed array of the output's dtype and size) as output `out`.
+  define(out, data) {
+    const count = sizeOf(out.shape);
+    if (data.length !== count) {
+      throw new Error(`op output ${out.id}: ${data.length} values for shape [${out.shape}]`);
+    }
+    this._release(out.id);
+    this.pool.retain(data);
+    const tensor = { shape: out.shape, dtype: out.dtype, data };
+    this.tensors.set(out.id, tensor);
+    return tensor;
+  }
+
+  // An array for output `out`, registered under its id. It may be recycled: its
+  // contents are undefined, and the op must write every element.
+  output(out) {
+    return this.define(out, this.pool.take(deviceArrayType(out.dtype), sizeOf(out.shape))).data;
+  }
+
+  // A zero-filled array for output `out`, registered under its id.
+  zeros(out) {
+    return this.output(out).fill(0);
+  }
+}
+
+// Recycles the arrays of freed tensors. Fresh large arrays cost page faults on
+// first touch (here ~0.85 ms per MB, more than most ops' arithmetic), so outputs
+// reuse freed arrays of the same type and length. Arrays are shared between
+// tensors (reshape, same-type casts), hence the reference counts.
+const POOL_BYTES = 256 * 2 ** 20;
+const POOL_MIN_BYTES = 16 * 2 ** 10; // smaller arrays are cheap to allocate
+
+class ArrayPool {
+  // onIdle(array) is told when no tensor holds `array` any more.
+  constructor(limitBytes, onIdle) {
+    this.limitBytes = limitBytes;
+    this.onIdle = onIdle;
+    this.bytes = 0;
+    this.idle = new Map(); // "Float32Array:1024" -> [arrays]
+    this.refs = new Map(); // array -> number of tensors holding it
+  }
+
+  take(Type, length) {
+    const idle = this.idle.get(`${Type.name}:${length}`);
+    if (idle && idle.length) {
+      const array = idle.pop();
+      this.bytes -= array.byteLength;
+      return array;
+    }
+    return new Type(length);
+  }
+
+  retain(array) {
+    this.refs.set(array, (this.refs.get(array) || 0) + 1);
+  }
+
+  release(array) {
+    const count = (this.refs.get(array) || 1) - 1;
+    if (count > 0) {
+      this.refs.set(array, count);
+      return;
+    }
+    this.refs.delete(array);
+    this.onIdle(array);
+    if (array.byteLength < POOL_MIN_BYTES || this.bytes + array.byteLength > this.limitBytes) return;
+    const key = `${array.constructor.name}:${array.length}`;
+    if (!this.idle.has(key)) this.idle.set(key, []);
+    this.idle.get(key).push(array);
+    this.bytes += array.byteLength;
+  }
+}
