@@ -164,3 +164,9 @@ def test_reversed_and_mixed_indexing():
     expected = a.copy()
     expected[1][:, [4, 0]] = -1
     np.testing.assert_array_equal(b.numpy(), expected)
+
+
+def test_topk_ties_keep_lower_index_first():
+    values, indices = t(np.array([1, 3, 3, 2, 3, 0], dtype=np.float32)).topk(4)
+    assert indices.tolist() == [1, 2, 4, 3]
+    assert values.tolist() == [3, 3, 3, 2]

@@ -54,6 +54,8 @@ def cases(seed=0):
         out.append((f"layer_norm_plain_{tag}", "layer_norm", [x, None, None, 1e-5], {}, MATMUL))
         out.append((f"rms_norm_{tag}", "rms_norm", [x, _rand(rng, (d,)), 1e-6], {}, MATMUL))
         out.append((f"topk_{tag}", "topk", [x, min(3, d), axis], {}, 0))
+        ties = np.round(x).astype(np.float32)  # many equal values: lower index first
+        out.append((f"topk_ties_{tag}", "topk", [ties, min(4, d), axis], {}, 0))
     for m, k, n in [(1, 1, 1), (7, 129, 5), (33, 64, 65), (2, 300, 17)]:
         a, b = _rand(rng, (m, k)), _rand(rng, (k, n))
         out.append((f"matmul_{m}x{k}x{n}", "matmul", [a, b], {}, MATMUL))

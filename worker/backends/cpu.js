@@ -141,8 +141,8 @@ export default class CpuBackend {
     if (data.length !== count) {
       throw new Error(`op output ${out.id}: ${data.length} values for shape [${out.shape}]`);
     }
+    this.pool.retain(data); // before releasing a previous tensor of this id, which may share it
     this._release(out.id);
-    this.pool.retain(data);
     const tensor = { shape: out.shape, dtype: out.dtype, data };
     this.tensors.set(out.id, tensor);
     return tensor;

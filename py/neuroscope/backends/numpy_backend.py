@@ -256,15 +256,10 @@ class NumpyBackend(Backend):
         return np.broadcast_to(x, shape)
 
     def topk(self, x, k, axis):
-        # argpartition, then sort the k winners: O(n) instead of a full sort.
-        part = np.argpartition(-x, k - 1, axis=axis) if k < x.shape[axis] else \
-            np.broadcast_to(np.arange(x.shape[axis]).reshape(
-                [-1 if i == axis % x.ndim else 1 for i in range(x.ndim)]), x.shape)
-        part = np.take(part, np.arange(k), axis=axis)
-        values = np.take_along_axis(x, part, axis=axis)
-        order = np.argsort(-values, axis=axis, kind="stable")
-        return (np.take_along_axis(values, order, axis=axis),
-                np.take_along_axis(part, order, axis=axis).astype(np.int64))
+        # A stable sort of -x: ties keep the lower index first, as every backend does.
+        order = np.argsort(-x, axis=axis, kind="stable")
+        indices = np.take(order, np.arange(k), axis=axis)
+        return np.take_along_axis(x, indices, axis=axis), indices.astype(np.int64)
 
     # -- fused transformer ops -----------------------------------------------
     def rotary(self, x, cos, sin, rotary_dim):
