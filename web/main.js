@@ -1,10 +1,15 @@
 // The page side: starts the worker, shows its staged start-up, and exposes the scripting
 // entry used by tests and power users:
-//   window.neuroscope.ready          Promise of {backend, fallback, versions}
+//   window.neuroscope.ready          Promise of {backend, fallback, threads, versions}
 //   window.neuroscope.python(code, globals?)
 //                                    Promise of the value of the code's last expression;
 //                                    rejects with an Error carrying pyType, message, traceback
-// Everything crosses the worker boundary through ../worker/protocol.js.
+//   window.neuroscope.progress       every progress event so far; each is also dispatched on
+//                                    window as a "neuroscope:progress" CustomEvent (detail: the
+//                                    event). Downloads: {stage: "download", url, done, total,
+//                                    cached?} with done/total in bytes (cached: from IndexedDB)
+// URL parameters: ?backend=webgpu|webgl|cpu forces a backend; ?threads=N the CPU backend's
+// wasm threads. Everything crosses the worker boundary through ../worker/protocol.js.
 
 import { STAGES, WorkerClient } from "../worker/protocol.js";
 
@@ -15,7 +20,8 @@ const logs = [];
 
 const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
 const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
-const ready = client.call("boot", { backend: params.get("backend"), pageURL: location.href });
+const ready = client.call("boot", { backend: params.get("backend"), threads: params.get("threads"),
+  pageURL: location.href });
 
 window.neuroscope = {
   ready,
@@ -62,9 +68,10 @@ function renderStages() {
 
 function showProgress(event) {
   progress.push(event);
+  window.dispatchEvent(new CustomEvent("neuroscope:progress", { detail: event }));
   if (event.stage === "download") {
     const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
-    $("status").textContent = `Downloading ${event.url}: ${mib(event.done)}` +
+    $("status").textContent = `${event.cached ? "Cached" : "Downloading"} ${event.url}: ${mib(event.done)}` +
       (event.total ? ` / ${mib(event.total)} MiB` : " MiB");
     return;
   }

@@ -7,6 +7,10 @@
 //                             bytes: raw little-endian data in safetensors dtype
 //                             `source` (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL),
 //                             converted to `dtype` ("float32" | "int64" | "int32" | "bool")
+//   uploadFromBuffer(metaJson, bytes, begin, end)
+//                             the same, from bytes[begin:end] of a Uint8Array that JS already
+//                             holds (a downloaded weights file, a stored entry), so a file
+//                             is never copied into Python (py/neuroscope/backends/host_buffer.py)
 //   run(messageJson)          message = {op, out: [[id, shape, dtype], ...], args, attrs, free}
 //   read(id) -> Promise<Float32Array | Int32Array | Uint8Array>
 //
@@ -58,6 +62,13 @@ export class KernelBridge {
     } finally {
       if (release) release();
     }
+  }
+
+  uploadFromBuffer(metaJson, bytes, begin, end) {
+    const meta = JSON.parse(metaJson);
+    this._free(meta.free);
+    const data = decodeSource(bytes.subarray(begin, end), meta.source, meta.dtype, meta.shape);
+    this.backend.upload(meta.id, meta.shape, meta.dtype, data);
   }
 
   run(messageJson) {

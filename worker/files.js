@@ -1,6 +1,6 @@
 // Downloads for Python (model files): what py/neuroscope/model/remote.py calls through the
-// `neuroscope_js` module. One place for network reads, so that caching (IndexedDB keyed by
-// URL + etag) can wrap fetchBytes without Python noticing.
+// `neuroscope_js` module. Weights go through ./weights.js instead, which caches them in
+// IndexedDB and streams with readStream below.
 //
 // Both functions answer {url, status, statusText, etag, bytes} with bytes a Uint8Array
 // (null unless 200 <= status < 300); a network failure answers status 0.
@@ -26,7 +26,7 @@ export async function fetchBytes(url, onProgress = () => {}) {
   return { ...head, bytes };
 }
 
-async function readStream(body, total, report) {
+export async function readStream(body, total, report) {
   const reader = body.getReader();
   // With a known length, fill one buffer: no second copy of a large file.
   let buffer = new Uint8Array(total || PROGRESS_EVERY);

@@ -4,11 +4,15 @@
 //   request   page -> worker   {id, op, args}
 //   reply     worker -> page   {id, ok: true, result}
 //                              {id, ok: false, error: {name, message, pyType?, traceback?}}
-//   event     worker -> page   {event: "progress", stage, index, of, detail?, done?, total?}
+//   event     worker -> page   {event: "progress", stage, index, of, detail?, url?, done?, total?,
+//                                      cached?}
 //                              {event: "log", level: "info" | "warn" | "error", text}
 //
 // Ops:
-//   boot    {backend?: "webgpu" | "webgl" | "cpu" | "none"}   -> {backend, fallback, versions}
+//   boot    {backend?: "webgpu" | "webgl" | "cpu" | "none", threads?: number}
+//                                                    -> {backend, fallback, threads, versions}
+//           threads: the CPU backend's wasm threads (default all cores when cross-origin
+//           isolated, else 1); the reply's threads is null for the GPU backends.
 //           Staged start-up, one progress event per stage (STAGES). No backend: the best
 //           available, where a software GPU (isFallbackAdapter) never beats the CPU path.
 //           "none" boots Python without kernels (the tokenizer and plain Python still work).
@@ -22,7 +26,8 @@
 //           error.pyType (e.g. "UnknownHookError"), error.message (str(exception)) and
 //           error.traceback.
 //
-// Progress events with `done`/`total` (bytes) are reserved for downloads (weights).
+// Progress events with `done`/`total` (bytes) are reserved for downloads (weights; stage
+// "download", with the file's url); `cached: true` marks a file read from IndexedDB instead.
 
 export const STAGES = ["runtime", "package", "kernels", "ready"];
 export const OPS = ["boot", "python"];

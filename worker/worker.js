@@ -12,6 +12,9 @@
 //   createTokenizer(json)    ./tokenizer.js (the browser's tokenizer.json reader)
 //   fetchBytes(url)          ./files.js: Promise of {status, bytes, ...} (streamed, progress)
 //   fetchBytesSync(url)      ./files.js: the same by synchronous XHR (browsers without JSPI)
+//   fetchWeights(url)        ./weights.js: a safetensors file, cached in IndexedDB (progress)
+//   forgetWeights(url?)      ./weights.js: drop cached weights (one URL, or all)
+//   storage                  ./storage.js: durable bytes for saved and spilled activations
 // Long-lived proxies: the `neuroscope_session` module's functions, kept for the worker's
 // lifetime; each per-call proxy is destroyed after use.
 
@@ -19,7 +22,9 @@ import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
 import { KernelBridge } from "./bridge.js";
 import { fetchBytes, fetchBytesSync } from "./files.js";
 import { BACKENDS, serveRequests } from "./protocol.js";
+import { pythonStorage } from "./storage.js";
 import { createTokenizer } from "./tokenizer.js";
+import { fetchWeights, forgetWeights } from "./weights.js";
 
 const here = (path) => new URL(path, import.meta.url).href;
 const state = { booting: null, pyodide: null, session: null, info: null };
@@ -29,7 +34,7 @@ serveRequests(self, {
   python: (args) => runPython(args),
 });
 
-async function boot({ backend: forced = null, pageURL = null } = {}, ctx) {
+async function boot({ backend: forced = null, pageURL = null, threads = null } = {}, ctx) {
   const started = performance.now();
   const stage = (name, detail) =>
     ctx.progress(name, { detail, ms: Math.round(performance.now() - started) });
@@ -61,6 +66,9 @@ async function boot({ backend: forced = null, pageURL = null } = {}, ctx) {
     createTokenizer,
     fetchBytes: (url) => fetchBytes(url, (p) => ctx.progress("download", p)),
     fetchBytesSync,
+    fetchWeights: (url) => fetchWeights(url, (p) => ctx.progress("download", p), ctx.log),
+    forgetWeights,
+    storage: pythonStorage,
   };
   pyodide.registerJsModule("neuroscope_js", host);
   const session = pyodide.pyimport("neuroscope_session");
@@ -68,7 +76,8 @@ async function boot({ backend: forced = null, pageURL = null } = {}, ctx) {
   const versions = { pyodide: pyodide.version, ...versionsProxy };
   stage("package", `neuroscope ${versions.neuroscope}`);
 
-  const kernels = await chooseBackend(forced, ctx);
+  // threads: the CPU backend's wasm thread count (default: all cores when cross-origin isolated).
+  const kernels = await chooseBackend(forced, ctx, { numThreads: Number(threads) || undefined });
   if (kernels) {
     host.bridge = new KernelBridge(kernels);
     host.backendName = kernels.name;
@@ -78,7 +87,8 @@ async function boot({ backend: forced = null, pageURL = null } = {}, ctx) {
   stage("kernels", kernels ? `${kernels.name}${software}` : "none");
 
   Object.assign(state, { pyodide, session });
-  state.info = { backend: kernels ? kernels.name : null, fallback: !!kernels?.isFallbackAdapter, versions };
+  state.info = { backend: kernels ? kernels.name : null, fallback: !!kernels?.isFallbackAdapter,
+    threads: kernels?.numThreads ?? null, versions };
   stage("ready");
   return state.info;
 }
@@ -91,9 +101,9 @@ async function fetchOk(url, as, what) {
 
 // The forced backend, or the best one here: a hardware GPU, else the CPU (wasm), and a
 // software GPU (SwiftShader: isFallbackAdapter) only when the CPU path cannot load.
-async function chooseBackend(forced, ctx) {
+async function chooseBackend(forced, ctx, options) {
   if (forced === "none") return null;
-  if (forced) return createBackend(forced);
+  if (forced) return createBackend(forced, options);
   const software = [];
   const reasons = [];
   for (const name of BACKENDS) {
@@ -103,14 +113,14 @@ async function chooseBackend(forced, ctx) {
         reasons.push(`${name}: software adapter`);
         continue;
       }
-      return await createBackend(name);
+      return await createBackend(name, options);
     } catch (error) {
       reasons.push(`${name}: ${error.message}`);
     }
   }
   for (const name of software) {
     try {
-      return await createBackend(name);
+      return await createBackend(name, options);
     } catch (error) {
       reasons.push(`${name}: ${error.message}`);
     }
@@ -120,7 +130,7 @@ async function chooseBackend(forced, ctx) {
   return null;
 }
 
-async function createBackend(name) {
+async function createBackend(name, options = {}) {
   let module;
   try {
     module = await import(`./backends/${name}.js`);
@@ -128,7 +138,7 @@ async function createBackend(name) {
     throw new Error(`the ${name} kernel backend (worker/backends/${name}.js) could not be loaded: ` +
       error.message);
   }
-  return module.default.create({});
+  return module.default.create(options);
 }
 
 // A cheap probe before the (slow) backend start: is this GPU path a software rasteriser?

@@ -12,6 +12,8 @@ from .errors import (
     ModelFormatError,
     NeuroScopeError,
     ShapeError,
+    StorageKeyError,
+    StorageQuotaError,
     UnknownHookError,
     UnsupportedModelError,
 )
@@ -45,7 +47,8 @@ __all__ = [
     "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "FunctionHook", "HookManager",
     "HookPoint", "Intervention", "InterventionHook", "InvalidTokenError", "LayerNotFoundError",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuroScopeError",
-    "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError", "Tensor",
+    "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError",
+    "StorageKeyError", "StorageQuotaError", "Tensor",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
     "act_name", "arange", "cat", "component_name", "full", "get_backend", "matmul", "ones", "set_backend",
     "stack", "tensor", "where", "zeros",

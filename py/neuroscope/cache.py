@@ -3,7 +3,8 @@
 It holds no reference to the model. Keys are full TransformerLens names;
 lookups also accept TransformerLens' short form (``cache["pattern", 3]``) and
 the friendly address (``cache.at(3, "pattern")``). Analyses are separate
-functions in ``neuroscope.analysis``.
+functions in ``neuroscope.analysis``. Persistence (``save`` / ``load``) and the
+byte ``budget`` that spills tensors off the device live in ``spill.py``.
 """
 
 import difflib
@@ -15,8 +16,15 @@ from .names import act_name, component_name
 class ActivationCache:
     """Activations recorded during a forward pass, by hook name."""
 
-    def __init__(self, activations=None, tokens=None, attention_mask=None):
-        self._store = dict(activations or {})
+    def __init__(self, activations=None, tokens=None, attention_mask=None, budget=None, storage=None):
+        # budget (bytes): keep at most that much on the device, spilling the least recently
+        # used tensors to ``storage`` (default: IndexedDB / a temporary folder).
+        if budget is None:
+            self._store = dict(activations or {})
+        else:
+            from .spill import SpillingStore
+            self._store = SpillingStore(budget, storage)
+            self._store.update(activations or {})
         # The input the activations came from: lets a patching spec re-create
         # the cache elsewhere (e.g. from a share link).
         self.tokens = tokens
@@ -81,7 +89,44 @@ class ActivationCache:
 
     @property
     def nbytes(self):
+        if hasattr(self._store, "nbytes"):  # a SpillingStore counts without reading back
+            return self._store.nbytes
         return sum(t.nbytes for t in self._store.values())
+
+    @property
+    def spill_stats(self):
+        """Budget, resident/spilled/restored bytes and counts; None without a budget."""
+        return self._store.stats() if hasattr(self._store, "stats") else None
+
+    # -- persistence (spill.py) ----------------------------------------------
+    def save(self, key, storage=None):
+        """Store every activation (and the tokens) under ``key``: IndexedDB in the browser,
+        ``$NEUROSCOPE_CACHE_DIR/activations`` in CPython. Returns the bytes written."""
+        from .spill import save_activations
+        return save_activations(self._store, key, storage, self.tokens, self.attention_mask)
+
+    @classmethod
+    def load(cls, key, storage=None, budget=None):
+        """The cache saved under ``key`` (on the active backend; ``budget`` as in __init__)."""
+        from .spill import load_activations
+        cache = cls(budget=budget)
+        extras = load_activations(key, storage, into=cache._store)
+        cache.tokens, cache.attention_mask = extras["tokens"], extras["attention_mask"]
+        return cache
+
+    async def save_async(self, key, storage=None):
+        """``save`` for browsers without JSPI (``await cache.save_async(key)``)."""
+        from .spill import save_activations_async
+        return await save_activations_async(self._store, key, storage, self.tokens, self.attention_mask)
+
+    @classmethod
+    async def load_async(cls, key, storage=None):
+        """``load`` for browsers without JSPI (``await ActivationCache.load_async(key)``)."""
+        from .spill import load_activations_async
+        cache = cls()
+        extras = await load_activations_async(key, storage, into=cache._store)
+        cache.tokens, cache.attention_mask = extras["tokens"], extras["attention_mask"]
+        return cache
 
     def __repr__(self):
         return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"

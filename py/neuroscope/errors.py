@@ -49,3 +49,32 @@ class UnsupportedModelError(NeuroScopeError, ValueError):
 
 class ShapeError(NeuroScopeError, ValueError):
     """Tensor shapes that do not fit the operation."""
+
+
+class StorageQuotaError(NeuroScopeError, OSError):
+    """Storing an entry would exceed the storage quota; nothing was written."""
+
+    def __init__(self, key, needed, usage=None, quota=None, detail=None):
+        self.key, self.needed, self.usage, self.quota = key, needed, usage, quota
+        if quota:
+            why = f"it needs {needed} bytes, but the quota is {quota} bytes with {usage} in use"
+        else:
+            why = f"it needs {needed} bytes and the storage quota is exhausted"
+        super().__init__(
+            f"cannot store {key!r}: {why}{f' ({detail})' if detail else ''}. Nothing was written; "
+            "entries stored earlier are intact. Delete saved entries "
+            "(neuroscope.storage.default_storage().delete(key)) or store less")
+
+
+class StorageKeyError(NeuroScopeError, KeyError):
+    """No stored entry under a key."""
+
+    def __init__(self, key, where, available=()):
+        self.key = key
+        available = sorted(available)
+        listed = ", ".join(repr(k) for k in available[:10]) + (", ..." if len(available) > 10 else "")
+        super().__init__(f"nothing is stored under {key!r} in {where}; "
+                         f"stored keys: {listed or 'none'}")
+
+    def __str__(self):
+        return self.args[0]

@@ -45,10 +45,11 @@ def require_backend(backend):
         pytest.skip(f"worker/backends/{backend}.js does not exist yet (kernels for issue 3 item 3)")
 
 
-def open_page(browser, site, backend):
-    """A fresh context + page at web/index.html?backend=..., booted; returns (page, ready info)."""
+def open_page(browser, site, backend, context=None):
+    """A page at web/index.html?backend=..., booted, in a fresh context unless ``context`` is
+    given (its storage, e.g. IndexedDB, is then shared); returns (page, ready info)."""
     require_backend(backend)
-    context = browser.new_context()
+    context = context or browser.new_context()
     page = context.new_page()
     page.messages = []
     page.on("console", lambda message: page.messages.append(f"{message.type}: {message.text}"))

@@ -24,6 +24,7 @@ import math
 from array import array
 
 from .base import Backend
+from .host_buffer import HostRange
 from .shapes import infer
 
 _TYPECODES = {"float32": "f", "int64": "i", "int32": "i", "bool": "B", "uint8": "B"}
@@ -73,7 +74,21 @@ class JsBackend(Backend):
         return self._upload(packed.tobytes(), _DEVICE_SOURCE[dtype], shape, dtype)
 
     def from_bytes(self, buffer, source_dtype, shape, dtype="float32"):
+        if isinstance(buffer, HostRange):  # bytes JS already holds: upload from there, no copy here
+            handle = self._new(shape, dtype)
+            self._bridge.uploadFromBuffer(json.dumps(
+                {"id": handle.id, "shape": list(shape), "dtype": dtype, "source": source_dtype,
+                 "free": self._take_free()}), buffer.buffer.js, buffer.begin, buffer.end)
+            return handle
         return self._upload(buffer, source_dtype, shape, dtype)
+
+    def raw_bytes(self, handle):
+        """``(safetensors dtype, bytes)`` of the device data (int64 is int32 on the device)."""
+        from pyodide.ffi import run_sync
+        return _DEVICE_SOURCE[handle.dtype], run_sync(self._bridge.read(handle.id)).to_bytes()
+
+    async def raw_bytes_async(self, handle):
+        return _DEVICE_SOURCE[handle.dtype], (await self._bridge.read(handle.id)).to_bytes()
 
     def _upload(self, buffer, source_dtype, shape, dtype):
         handle = self._new(shape, dtype)

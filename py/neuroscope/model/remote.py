@@ -12,8 +12,11 @@ reader, the tokenizer) and does not care where the bytes live:
 Fetching goes through ``fetch_bytes``: in the browser the worker's
 ``neuroscope_js.fetchBytes`` (worker/files.js: a Promise, awaited with ``run_sync``
 where the browser has JSPI, else ``fetchBytesSync``, a synchronous XHR); in
-CPython ``urllib``. A weight cache (IndexedDB keyed by URL and etag) belongs in
-that JS function, below this module.
+CPython ``urllib``. Weights (``*.safetensors``) go through ``fetch_weights``: in a
+browser with JSPI, ``neuroscope_js.fetchWeights`` (worker/weights.js: streamed with
+progress, cached in IndexedDB by URL + content hash / ETag) answers a ``HostBuffer``
+that stays in JS; ``HostSafetensors`` parses its header, commits it to the cache once
+valid, and the backend uploads each tensor from the JS array.
 """
 
 import json
@@ -23,9 +26,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ..backends.host_buffer import HostBuffer
 from ..errors import ModelFormatError
 from ..tokenizer import Tokenizer
 from .config import ModelConfig
+from .host_safetensors import HostSafetensors
 from .safetensors import SafetensorsFile, ShardedSafetensors
 
 CONFIG, SINGLE, INDEX, TOKENIZER = ("config.json", "model.safetensors", "model.safetensors.index.json",
@@ -75,13 +80,15 @@ class UrlOpener:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.source = self.base_url
         self._fetch = fetch or fetch_bytes
+        self._fetch_weights = fetch or fetch_weights
 
     def where(self, name):
         return urllib.parse.urljoin(self.base_url, name)
 
     def read(self, name, required=True):
         """The file's bytes; None when it does not exist and is not ``required``."""
-        data = self._fetch(self.where(name))
+        fetch = self._fetch_weights if name.endswith(".safetensors") else self._fetch
+        data = fetch(self.where(name))
         if data is None and required:
             raise FileNotFoundError(f"{self.where(name)}: not found (HTTP 404); {_FOLDER_HINT}")
         return data
@@ -101,6 +108,15 @@ class UrlOpener:
                                f"(both answered HTTP 404); {_FOLDER_HINT}")
 
     def safetensors(self, data, url):
+        if isinstance(data, HostBuffer):
+            try:
+                reader = HostSafetensors(data, url)
+            except Exception:
+                data.release()
+                raise
+            if data.commit is not None:  # cache it now that the header is valid: never a bad file
+                _wait(data.commit())
+            return reader
         return SafetensorsFile.from_buffer(data, url)
 
     def tokenizer(self):
@@ -168,16 +184,43 @@ def fetch_bytes(url):
         raise OSError(f"{url}: {error.reason}") from None
 
 
+def fetch_weights(url):
+    """Like ``fetch_bytes``, but in a browser with JSPI a cached ``HostBuffer`` (see above)."""
+    host = _js_host()
+    if host is None or not _can_wait():
+        return fetch_bytes(url)
+    reply = _wait(host.fetchWeights(url))
+    if not _ok(reply, url):
+        return None
+    return HostBuffer(reply.bytes, url, commit=reply.commit)
+
+
 def _fetch_in_browser(host, url):
-    from pyodide.ffi import can_run_sync, run_sync
-    reply = run_sync(host.fetchBytes(url)) if can_run_sync() else host.fetchBytesSync(url)
+    reply = _wait(host.fetchBytes(url)) if _can_wait() else host.fetchBytesSync(url)
+    if not _ok(reply, url):
+        return None
+    return reply.bytes.to_bytes()  # small files only (config, tokenizer): weights use fetch_weights
+
+
+def _ok(reply, url):
+    """True for HTTP 2xx, False for 404/410; OSError for other failures."""
     status = int(reply.status)
     if 200 <= status < 300:
-        return reply.bytes.to_bytes()  # one copy into Python; the JS buffer is then garbage
+        return True
     if status in (404, 410):
-        return None
+        return False
     reason = f"HTTP {status} {reply.statusText}" if status else f"network error: {reply.statusText}"
     raise OSError(f"{url}: {reason}")
+
+
+def _can_wait():
+    from pyodide.ffi import can_run_sync
+    return can_run_sync()
+
+
+def _wait(promise):
+    from pyodide.ffi import run_sync
+    return run_sync(promise)
 
 
 def page_url():

@@ -8,6 +8,7 @@ Hugging Face transformers (numerics), nanoGPT (structure).
 """
 
 from ..backends import get_backend
+from ..cache import ActivationCache
 from ..errors import InvalidTokenError, LayerNotFoundError
 from ..hooks import CachingHook, HookManager
 from ..names import component_name
@@ -207,13 +208,14 @@ class TransformerModel:
         with self.hooks(list(fwd_hooks)):
             return self(tokens, **kwargs)
 
-    def run_with_cache(self, tokens, names_filter=None, **kwargs):
-        """``(logits, cache)``; ``names_filter`` is a name, a list of names or a predicate."""
+    def run_with_cache(self, tokens, names_filter=None, budget=None, **kwargs):
+        """``(logits, cache)``; ``names_filter`` is a name, a list of names or a predicate;
+        ``budget`` (bytes) bounds the cache's device memory, spilling to storage (spill.py)."""
         if isinstance(names_filter, str):
             names_filter = [names_filter]
         # Token ids (not text) are kept on the cache so a Patch spec can re-create it.
         tokens, kwargs["attention_mask"] = self._as_tokens(tokens, kwargs.get("attention_mask"))
-        hook = CachingHook(names_filter)
+        hook = CachingHook(names_filter, ActivationCache(budget=budget))
         with self.hooks([hook]):
             logits = self(tokens, **kwargs)
         hook.cache.tokens, hook.cache.attention_mask = tokens, kwargs["attention_mask"]
