@@ -64,8 +64,12 @@ def test_async_save_and_load_match_the_plain_ones(model, reference, tmp_path):
     import asyncio
     storage = FolderStorage(tmp_path)
     _, cache = model.run_with_cache(TOKENS)
-    asyncio.run(cache.save_async("async", storage))
-    _assert_same(asyncio.run(ActivationCache.load_async("async", storage)), reference[1])
+    # A thread of its own: the browser tests' Playwright session may hold this thread's loop.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, cache.save_async("async", storage)).result()
+        loaded = pool.submit(asyncio.run, ActivationCache.load_async("async", storage)).result()
+    _assert_same(loaded, reference[1])
     _assert_same(ActivationCache.load("async", storage), reference[1])
 
 
