@@ -246,7 +246,7 @@ def serve_in_thread(root, port=0):
     return server, f"http://localhost:{server.server_address[1]}"
 
 
-BENCHMARKS = {"forward": "bench/forward.py"}
+BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py"}
 
 
 def command_bench(names):
