@@ -139,6 +139,21 @@ def test_patch_from_tokens_runs_the_source_when_registered(model):
     np.testing.assert_array_equal(_run(model, from_cache), _run(model, from_spec))
 
 
+def test_patch_source_run_ignores_hooks_already_registered(model):
+    """A Patch rebuilt from a spec runs its source prompt clean, whatever else is registered."""
+    _, clean_cache = model.run_with_cache(CLEAN)
+    patch = InterventionHook(layer=2, component="mlp", action=Patch(clean_cache))
+    rebuilt = InterventionHook.from_spec(json.loads(json.dumps(patch.to_spec())))
+    ablation = InterventionHook(layer=0, component="attention", action=ZeroAblation())
+    with model.hooks([ablation, rebuilt]):
+        assert model.hook_manager.hooks == [ablation, rebuilt]  # both still registered
+        source = rebuilt.action.source["blocks.2.hook_mlp_out"].numpy()
+        np.testing.assert_array_equal(source, clean_cache["blocks.2.hook_mlp_out"].numpy())
+        with_both = model(CORRUPT).numpy()
+    with model.hooks([ablation, patch]):
+        np.testing.assert_array_equal(with_both, model(CORRUPT).numpy())
+
+
 def test_resample_ablation_takes_other_prompts(model):
     _, clean_cache = model.run_with_cache(CLEAN)
     hook = InterventionHook(layer=0, component="mlp", action=ResampleAblation(clean_cache, seed=1))

@@ -259,6 +259,19 @@ class HookManager:
             self.remove_hook(hook)
 
     @contextmanager
+    def suspended(self):
+        """Run the ``with`` body on a clean model: every registered hook is detached from its
+        hook points for the body, then put back in its place (order kept)."""
+        saved = {name: point.fns for name, point in self.hook_points.items()}
+        for point in self.hook_points.values():
+            point.fns = []
+        try:
+            yield
+        finally:
+            for name, fns in saved.items():
+                self.hook_points[name].fns = fns
+
+    @contextmanager
     def hooks_context(self, hooks):
         """Add ``hooks`` (Hook objects or ``(name, fn)`` pairs) for the ``with`` body."""
         added = []

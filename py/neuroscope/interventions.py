@@ -150,9 +150,10 @@ class Patch(Intervention):
                                       else getattr(source, "attention_mask", None))
 
     def prepare(self, model):
-        if self.source is None:
-            _, self.source = model.run_with_cache(self.source_tokens,
-                                                  attention_mask=self.source_attention_mask)
+        if self.source is None:  # the source is a clean run: hooks already registered stay out
+            with model.hook_manager.suspended():
+                _, self.source = model.run_with_cache(self.source_tokens,
+                                                      attention_mask=self.source_attention_mask)
 
     def _source_for(self, activation, hook):
         if self.source is None:

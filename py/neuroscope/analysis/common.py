@@ -111,10 +111,21 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _browser_progress():
+    """The worker's progress event sender (worker/worker.js), or None outside the browser."""
+    try:
+        import neuroscope_js
+    except ImportError:
+        return None
+    return getattr(neuroscope_js, "progress", None)
+
+
 def progress_reporter(progress, label):
-    """``progress``: None -> a stderr bar; False -> silent; a callable ``(done, total)`` -> itself."""
+    """``progress``: None -> a stderr bar (in the browser: the page's progress bar);
+    False -> silent; a callable ``(done, total)`` -> itself."""
     if progress is None:
-        return ProgressBar(label)
+        host = _browser_progress()
+        return (lambda done, total: host(label, done, total)) if host else ProgressBar(label)
     if progress is False:
         return lambda done, total: None
     if not callable(progress):

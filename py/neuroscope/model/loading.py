@@ -9,27 +9,41 @@ reader and converted on the backend.
 """
 
 import os
+import re
 import urllib.parse
 
 from ..backends import get_backend
 from ..tensor import Tensor
 from .config import ModelConfig
 from .families import MAPPERS, canonical_shapes, check_shapes
-from .remote import FolderOpener, UrlOpener, is_url, page_url
+from .remote import CONFIG, FolderOpener, UrlOpener, is_url, page_url, site_url
+
+# In the browser: the built-in model's files in the served site (build.py copies them
+# there; the package zip holds only its small files), and the hub's file addresses.
+DEMO_SITE_PATH = "py/neuroscope/demo/model/"
+HUB_FILE_URL = "https://huggingface.co/{name}/resolve/main/"
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def open_location(name_or_path):
     """The opener for a folder, a file in one, a hub name or a URL.
 
     In the browser a location that is neither a URL nor a path in Pyodide's file
-    system is a path relative to the page (``"models/gpt2"``).
+    system is a path relative to the page (``"models/gpt2"``); "demo" is the built-in
+    model served with the site; a hub name (``"gpt2"``, ``"org/name"``) with no
+    config.json at that relative path is read from the Hugging Face hub.
     """
     location = os.fspath(name_or_path)
     if is_url(location):
         return UrlOpener(location)
     page = page_url()
     if page is not None and not os.path.exists(location):
-        return UrlOpener(urllib.parse.urljoin(page, location))
+        if location == "demo":
+            return UrlOpener(urllib.parse.urljoin(site_url() or page, DEMO_SITE_PATH))
+        relative = UrlOpener(urllib.parse.urljoin(page, location))
+        if _HUB_NAME.fullmatch(location) and relative.read(CONFIG, required=False) is None:
+            return UrlOpener(HUB_FILE_URL.format(name=location))
+        return relative
     return FolderOpener(resolve_folder(location))
 
 

@@ -229,6 +229,12 @@ def page_url():
     return str(host.pageURL) if host is not None else None
 
 
+def site_url():
+    """The served site's root in the browser (where build.py puts dist/), else None."""
+    host = _js_host()
+    return str(host.siteURL) if host is not None and getattr(host, "siteURL", None) else None
+
+
 def _js_host():
     try:
         import neuroscope_js  # registered by worker/worker.js

@@ -1,0 +1,32 @@
+"""The Python half of the app's Lens views: one call per view, JSON-able results.
+
+The browser app calls these in the worker (``window.neuroscope.python(code,
+globals)``); each returns dicts, lists, numbers, strings and, for big arrays,
+``Tensor``s (the worker sends those as typed arrays). Small tables are rounded
+to 5 significant digits. Every result carries ``code``: the NeuroScope calls
+that reproduce it in the notebook, where ``model`` is the loaded model.
+
+* ``analyze(model, prompt, k=5)``: tokens, predictions, residual and activation
+  norms, attention patterns and head scores, logit lens (one forward pass).
+* ``ablate(model, prompt, ablations, answer=None, wrong=None, k=5, reference=None)``:
+  zero / mean / resample ablation of heads and MLPs.
+* ``patch(model, clean, corrupted, answer, wrong, progress=None)``: activation
+  patching sweeps, normalised to 0 (corrupted) .. 1 (clean).
+* ``neurons(model, layer, neuron, texts=None, k=10, context=8)`` and
+  ``sample_texts(model=None)``: top-activating tokens of an MLP neuron.
+* ``demo_prompts(model=None, count=20)``: IOI and fact pairs for patching.
+* ``model_info(model)``: ``{"name", "n_layers", "n_heads", "d_model", "d_vocab", "d_mlp"}``.
+
+Only the package's Tensor API is used, so the views run unchanged on numpy in
+CPython and on the JS bridge in a stdlib-only Pyodide.
+"""
+
+from .ablation import ablate
+from .common import model_info
+from .examples import demo_prompts
+from .neurons import BUILTIN_TEXTS, neurons, sample_texts
+from .patching import patch
+from .prompt import analyze
+
+__all__ = ["BUILTIN_TEXTS", "ablate", "analyze", "demo_prompts", "model_info", "neurons", "patch",
+           "sample_texts"]
