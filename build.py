@@ -4,7 +4,7 @@
     python build.py serve [--port N]     build, then serve it with the headers wasm threads need
     python build.py test [pytest args]   install what the tests need, then run them all
     python build.py bench [names]        run the benchmarks in bench/ (they print ratios vs peers)
-    python build.py train-demo [--minutes M --seed S --out DIR ...]
+    python build.py train-demo [--seed S --out DIR ...]
                                          train the built-in demo model (torch on CPU, ~1 hour)
 
 ``test`` and ``bench`` install their Python needs on a fresh machine: torch
@@ -16,11 +16,15 @@ installs Debian's chromium (as root) for the browser tests.
 The site mirrors repo-relative paths (worker/, shaders/, web/, node_modules/...),
 so a module import such as ``../../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs``
 resolves the same from the repo root and from dist/. The Python package travels
-as dist/py/neuroscope.zip, which the worker unpacks into Pyodide.
+as dist/py/neuroscope.zip, which the worker unpacks into Pyodide; the built-in demo model's
+files are also served as dist/py/neuroscope/demo/model/*, where the browser loads "demo"
+from (see neuroscope/model/loading.py). dist/sw.js, the service worker that makes the site
+work offline, sits at the site root with the list of every file it precaches written into it.
 """
 
 import argparse
 import functools
+import hashlib
 import http.server
 import importlib.util
 import json
@@ -143,12 +147,14 @@ def command_build(out=None):
                 shutil.copy2(path, os.path.join(out, "node_modules", folder, "LICENSE"))
     _patch_pyodide_cdn(os.path.join(out, "node_modules", "pyodide", "pyodide.mjs"))
     versions["neuroscope"] = _zip_package(os.path.join(out, "py", "neuroscope.zip"))
+    _copy_demo_model(out)
     with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as handle:
         handle.write('<!doctype html>\n<meta charset="utf-8">\n<title>NeuroScope</title>\n'
                      '<meta http-equiv="refresh" content="0; url=web/index.html">\n'
                      '<a href="web/index.html">NeuroScope</a>\n')
     with open(os.path.join(out, BUILD_MARKER), "w", encoding="utf-8") as handle:
         json.dump({"versions": versions, "package": "py/neuroscope.zip"}, handle, indent=1)
+    _write_service_worker(out)
     return out
 
 
@@ -188,6 +194,54 @@ def _zip_package(target):
         match = re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M)
         version = match.group(1) if match else "unknown"
     return version
+
+
+DEMO_MODEL = "py/neuroscope/demo/model"
+
+
+def _copy_demo_model(out):
+    """The demo model's files (config, weights, tokenizer, held-out splits), where it has them."""
+    source = os.path.join(ROOT, *DEMO_MODEL.split("/"))
+    names = sorted(os.listdir(source)) if os.path.isdir(source) else []
+    names = [n for n in names if not n.startswith(".") and n != "README.md"
+             and os.path.isfile(os.path.join(source, n))]
+    if names:
+        os.makedirs(os.path.join(out, *DEMO_MODEL.split("/")), exist_ok=True)
+    for name in names:
+        shutil.copy2(os.path.join(source, name), os.path.join(out, *DEMO_MODEL.split("/"), name))
+
+
+# The service worker is served from the site root, so that its scope covers worker/ and
+# node_modules/ too; its source is web/sw.js, with PRECACHE_MARKER replaced by the list.
+SERVICE_WORKER, PRECACHE_LIST = "sw.js", "precache.json"
+PRECACHE_MARKER = "/* PRECACHE */null"
+
+
+def _write_service_worker(out):
+    """dist/sw.js and dist/precache.json: every file of the site with its size and SHA-256,
+    and a version hashed from them (a change to any file makes a new service worker)."""
+    files = []
+    for folder, dirs, names in os.walk(out):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            url = os.path.relpath(path, out).replace(os.sep, "/")
+            if url not in (SERVICE_WORKER, PRECACHE_LIST):
+                with open(path, "rb") as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                files.append({"url": url, "size": os.path.getsize(path), "sha256": digest})
+    listing = json.dumps(files, separators=(",", ":"))
+    precache = {"version": hashlib.sha256(listing.encode()).hexdigest()[:16], "files": files}
+    with open(os.path.join(ROOT, "web", "sw.js"), encoding="utf-8") as handle:
+        source = handle.read()
+    if source.count(PRECACHE_MARKER) != 1:
+        raise SystemExit(f"web/sw.js must hold {PRECACHE_MARKER!r} exactly once (build.py writes the "
+                         "precache list there)")
+    with open(os.path.join(out, SERVICE_WORKER), "w", encoding="utf-8") as handle:
+        handle.write(source.replace(PRECACHE_MARKER, json.dumps(precache, separators=(",", ":"))))
+    with open(os.path.join(out, PRECACHE_LIST), "w", encoding="utf-8") as handle:
+        json.dump(precache, handle, indent=1)
+    return precache
 
 
 def command_serve(port, out=None):
@@ -246,7 +300,7 @@ def serve_in_thread(root, port=0):
     return server, f"http://localhost:{server.server_address[1]}"
 
 
-BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py"}
+BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py"}
 
 
 def command_bench(names):

@@ -23,6 +23,7 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
 ALLOWED = {
     ("node_modules/onnxruntime-web/dist/ort.wasm.min.mjs", "https://web.dev/cross-origin-isolation-guide/"):
         "text of a console.warn telling developers to enable cross-origin isolation; never fetched",
+    ("web/views/common.js", "http://www.w3.org/2000/svg"): "the SVG XML namespace name; never fetched",
 }
 # Hosts that serve code or packages: they may not appear anywhere, in any file (binaries
 # and the zipped Python package included).
