@@ -8,8 +8,11 @@
 //                                    window as a "neuroscope:progress" CustomEvent (detail: the
 //                                    event). Downloads: {stage: "download", url, done, total,
 //                                    cached?} with done/total in bytes (cached: from IndexedDB)
+//   window.neuroscope.app           the Lens (./app.js) once started
 // URL parameters: ?backend=webgpu|webgl|cpu forces a backend; ?threads=N the CPU backend's
-// wasm threads. Everything crosses the worker boundary through ../worker/protocol.js.
+// wasm threads; ?lens=off boots the worker without the Lens (no model is loaded: the page
+// is then only the scripting entry, which tests use). The fragment (#s=...) is a share
+// link (./share.js). Everything crosses the worker boundary through ../worker/protocol.js.
 
 import { STAGES, WorkerClient } from "../worker/protocol.js";
 
@@ -28,7 +31,18 @@ window.neuroscope = {
   python: (code, globals) => ready.then(() => client.call("python", { code, globals })),
   progress,
   logs,
+  app: null,
 };
+
+if (params.get("lens") !== "off") startLens();
+
+async function startLens() {
+  const [{ LensApp }, { registerServiceWorker }] = await Promise.all([import("./app.js"), import("./pwa.js")]);
+  registerServiceWorker().catch((error) => showLog({ level: "warn", text: `offline use unavailable: ${error.message}` }));
+  const app = new LensApp(document.body, window.neuroscope);
+  window.neuroscope.app = app;
+  window.neuroscope.started = app.start();
+}
 
 renderStages();
 ready.then((info) => {
@@ -69,6 +83,7 @@ function renderStages() {
 function showProgress(event) {
   progress.push(event);
   window.dispatchEvent(new CustomEvent("neuroscope:progress", { detail: event }));
+  window.neuroscope?.app?.showProgress(event);
   if (event.stage === "download") {
     const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
     $("status").textContent = `${event.cached ? "Cached" : "Downloading"} ${event.url}: ${mib(event.done)}` +

@@ -26,8 +26,9 @@
 //           error.pyType (e.g. "UnknownHookError"), error.message (str(exception)) and
 //           error.traceback.
 //
-// Progress events with `done`/`total` (bytes) are reserved for downloads (weights; stage
-// "download", with the file's url); `cached: true` marks a file read from IndexedDB instead.
+// Progress events with `done`/`total` are downloads (stage "download": bytes, with the
+// file's url; `cached: true` marks a file read from IndexedDB instead) and long Python
+// work (stage "task": steps of a sweep, with its `label`).
 
 export const STAGES = ["runtime", "package", "kernels", "ready"];
 export const OPS = ["boot", "python"];

@@ -8,15 +8,18 @@ JSON-able values (a Tensor as ``{shape, dtype, data}`` with ``data`` a TypedArra
 an exception as ``{pyType, message, traceback}``. See worker/protocol.js.
 """
 
+import io
 import sys
 import traceback
 from array import array
+from contextlib import redirect_stderr, redirect_stdout
 
 import js
 from pyodide.code import eval_code_async
 from pyodide.ffi import JsProxy, jsnull, to_js
 
 FILENAME = "<neuroscope>"
+CELL_FILENAME = "<cell>"
 namespace = {"__name__": "__main__"}
 _kernels = {"backend": None, "bridge": None}
 _TYPECODES = {"float32": "f", "int64": "i", "int32": "i", "bool": "B", "uint8": "B"}
@@ -49,6 +52,21 @@ async def run(code, injected=None):
     return to_js(reply, dict_converter=js.Object.fromEntries, create_pyproxies=False)
 
 
+async def run_cell(source):
+    """A notebook cell: ``source`` run in the session namespace with its printed output kept.
+
+    Returns ``{stdout, value}`` or ``{stdout, error: {pyType, message, traceback}}``; the
+    page shows all of it under the cell (errors are results here, not rejections).
+    """
+    output = io.StringIO()
+    with redirect_stdout(output), redirect_stderr(output):
+        try:
+            value = await eval_code_async(source, namespace, filename=CELL_FILENAME)
+        except BaseException as error:  # noqa: B036 - the cell shows every failure
+            return {"stdout": output.getvalue(), "error": _describe(error, CELL_FILENAME)}
+    return {"stdout": output.getvalue(), "value": value}
+
+
 def _from_host(value):
     """JS null arrives as ``jsnull``; the user's code expects None."""
     if value is jsnull:
@@ -60,9 +78,9 @@ def _from_host(value):
     return value
 
 
-def _describe(error):
+def _describe(error, filename=FILENAME):
     tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next  # drop this module's and Pyodide's frames above the user's code
     if tb is None:  # the code did not start (a SyntaxError): no frames worth showing
         lines = traceback.format_exception_only(type(error), error)

@@ -162,3 +162,15 @@ async function contentHash(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+// The content hash (SHA-256, see contentHash) recorded for the cached weights at `url`, or
+// null when they are not cached. The page uses it to pin a model in a share link.
+export async function weightsHash(url) {
+  try {
+    const store = await openStore();
+    const entry = await store.entry(PREFIX + url);
+    return entry?.meta?.sha256 ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -63,11 +63,14 @@ async function boot({ backend: forced = null, pageURL = null, threads = null } =
     bridge: null,
     backendName: null,
     pageURL: pageURL ?? self.location.href,
+    siteURL: here("../"),
     createTokenizer,
     fetchBytes: (url) => fetchBytes(url, (p) => ctx.progress("download", p)),
     fetchBytesSync,
     fetchWeights: (url) => fetchWeights(url, (p) => ctx.progress("download", p), ctx.log),
     forgetWeights,
+    // Long Python work (sweeps) reports {stage: "task", label, done, total}: see protocol.js.
+    progress: (label, done, total) => ctx.progress("task", { label: String(label), done, total }),
     storage: pythonStorage,
   };
   pyodide.registerJsModule("neuroscope_js", host);

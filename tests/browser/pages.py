@@ -55,7 +55,7 @@ def open_page(browser, site, backend, context=None):
     page.on("console", lambda message: page.messages.append(f"{message.type}: {message.text}"))
     page.on("pageerror", lambda error: page.messages.append(f"pageerror: {error}"))
     page.set_default_timeout(BOOT_TIMEOUT_MS)
-    page.goto(f"{site.url}/web/index.html?backend={backend}")
+    page.goto(f"{site.url}/web/index.html?backend={backend}&lens=off")
     try:
         info = page.evaluate("window.neuroscope.ready")
     except Exception as error:

@@ -77,7 +77,7 @@ def test_unknown_backend_rejects_ready(browser, site):  # noqa: F811
     context = browser.new_context()
     page = context.new_page()
     try:
-        page.goto(f"{site.url}/web/index.html?backend=quantum")
+        page.goto(f"{site.url}/web/index.html?backend=quantum&lens=off")
         message = page.evaluate("window.neuroscope.ready.then(() => 'resolved', (e) => e.message)")
         assert "unknown backend" in message and "quantum" in message
         page.wait_for_function("document.querySelector('#status').textContent.includes('failed')")
@@ -108,7 +108,7 @@ def test_software_adapter_is_not_preferred_over_cpu(browser, site):  # noqa: F81
     context = browser.new_context()
     page = context.new_page()
     try:
-        page.goto(f"{site.url}/web/index.html")
+        page.goto(f"{site.url}/web/index.html?lens=off")
         info = page.evaluate("window.neuroscope.ready")
         software_webgpu = page.evaluate("""async () => {
             const adapter = await navigator.gpu?.requestAdapter();
