@@ -1,0 +1,283 @@
+"""The Lens app (web/index.html + web/app.js) in Chromium, on the built-in demo model.
+
+Each view is opened from its tab and checked for what it draws (non-blank canvas/SVG,
+labels) and for its state; the equivalent Python it shows is run in the notebook and
+gives the same numbers. Also: ablation clicks re-run the model, the share link round
+trip in a fresh profile (code cells not run), a corrupt link, a bad model, local files,
+and the notebook (output, traceback, view cells, .ipynb export/import). Every view is
+drawn on each backend (cpu, webgl, webgpu). Screenshots go to tests/browser/screenshots/.
+"""
+
+import json
+import os
+
+import pytest
+
+from .pages import BOOT_TIMEOUT_MS, require_backend, site  # noqa: F401 (fixture)
+
+SCREENSHOTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "screenshots")
+DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "py", "neuroscope", "demo", "model")
+VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons"]
+SHORT = "The capital of France is"
+ANALYSED = "() => { const a = window.neuroscope.app; return !!(a && a.results.analysis && a.busy.size === 0); }"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.safetensors")),
+                                reason="the demo model is not trained yet (python build.py train-demo)")
+
+
+def open_app(browser, site, backend="cpu", fragment="", context=None):  # noqa: F811
+    require_backend(backend)
+    context = context or browser.new_context()
+    page = context.new_page()
+    page.messages = []
+    page.on("console", lambda message: page.messages.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: page.messages.append(f"pageerror: {error}"))
+    page.set_default_timeout(BOOT_TIMEOUT_MS)
+    page.goto(f"{site.url}/web/index.html?backend={backend}{fragment}")
+    page.wait_for_function(ANALYSED, timeout=BOOT_TIMEOUT_MS)
+    return page
+
+
+def wait_idle(page):
+    page.wait_for_function(ANALYSED, timeout=BOOT_TIMEOUT_MS)
+
+
+def show(page, view):
+    page.click(f'#tabs button[data-view="{view}"]')
+    if view == "notebook":
+        page.wait_for_selector('.panel[data-view="notebook"]:not([hidden]) #notebook .notebook-bar')
+        return
+    page.wait_for_function(f"""() => {{
+        const app = window.neuroscope.app;
+        const el = document.querySelector('.panel[data-view="{view}"] .view');
+        return app.busy.size === 0 && !el.closest('.panel').hidden && el.querySelector('canvas, svg, div, p')
+          && el.dataset.view === '{view}';
+    }}""", timeout=BOOT_TIMEOUT_MS)
+
+
+def inked(page, view):
+    """Non-white pixels in the view's screenshot, and its text."""
+    element = page.locator(f'.panel[data-view="{view}"] .view')
+    png = element.screenshot()
+    pixels = page.evaluate("""async (bytes) => {
+        const blob = new Blob([new Uint8Array(bytes)], {type: 'image/png'});
+        const bitmap = await createImageBitmap(blob);
+        const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+        const context = canvas.getContext('2d');
+        context.drawImage(bitmap, 0, 0);
+        const data = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+        let ink = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i] < 235 || data[i + 1] < 235 || data[i + 2] < 235) ink++;
+        return ink;
+    }""", list(png))
+    return pixels, element.inner_text()
+
+
+def screenshot(page, name):
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SCREENSHOTS, f"app-{name}.png"), full_page=True)
+
+
+def state(page):
+    return page.evaluate("JSON.parse(JSON.stringify(window.neuroscope.app.state))")
+
+
+@pytest.fixture(scope="module")
+def app(browser, site):  # noqa: F811
+    page = open_app(browser, site)
+    yield page
+    page.context.close()
+
+
+def test_opens_on_the_demo_model_with_a_default_prompt(app):
+    info = app.evaluate("window.neuroscope.app.modelInfo")
+    assert info["name"] == "demo" and info["n_layers"] >= 2
+    assert app.input_value("#prompt").startswith("When Mary and John")
+    assert "demo" in app.inner_text("#model-status")
+    assert not [m for m in app.messages if m.startswith("pageerror")], app.messages
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_each_view_draws_and_shows_its_python(app, view):
+    show(app, view)
+    pixels, text = inked(app, view)
+    assert pixels > 500, f"{view}: only {pixels} non-white pixels"
+    code = app.inner_text(f'.panel[data-view="{view}"] .code code')
+    assert "from neuroscope import lens" in code and "model" in code
+    if view in ("tokens", "attention", "activations", "logit_lens"):
+        assert "Mary" in text or "·Mary" in text, text[:300]
+    screenshot(app, f"{view}-cpu")
+
+
+def test_tokens_hover_shows_predictions(app):
+    show(app, "tokens")
+    app.evaluate("window.neuroscope.app.state.selection.token = 3; window.neuroscope.app.draw()")
+    text = app.inner_text('.panel[data-view="tokens"] .view')
+    analysis = app.evaluate("window.neuroscope.app.results.analysis.predictions[3][0].text")
+    assert analysis.strip() in text
+
+
+def test_attention_selection_is_state(app):
+    show(app, "attention")
+    app.evaluate("window.neuroscope.app.props('attention').onSelect({layer: 1, head: 2})")
+    selection = state(app)["selection"]
+    assert (selection["layer"], selection["head"]) == (1, 2)
+    assert "Layer 1, head 2" in app.inner_text('.panel[data-view="attention"] .view')
+
+
+def test_ablation_click_reruns_the_model(app):
+    show(app, "ablation")
+    before = app.evaluate("window.neuroscope.app.results.ablation")
+    app.click('.panel[data-view="ablation"] [data-layer="0"][data-mlp="true"]')
+    app.wait_for_function("(b) => { const r = window.neuroscope.app.results.ablation;"
+                          " return r && r.spec.length === b.spec.length + 1 && window.neuroscope.app.busy.size === 0; }",
+                          arg=before)
+    after = app.evaluate("window.neuroscope.app.results.ablation")
+    assert after["ablated"] != after["baseline"]
+    assert {"layer": 0, "component": "mlp_out", "heads": None,
+            "intervention": {"type": "zero_ablation"}} in after["spec"]
+    # None arrives in JS as undefined, which JSON leaves out: the same spec for from_spec
+    assert state(app)["interventions"] == [{k: v for k, v in spec.items() if v is not None}
+                                           for spec in after["spec"]]
+    # the shown Python reproduces the numbers in the notebook
+    code = app.inner_text('.panel[data-view="ablation"] .code code')
+    rerun = app.evaluate("(code) => window.neuroscope.python(code)", code)
+    assert rerun["ablated"] == after["ablated"]
+    app.click('.panel[data-view="ablation"] [data-layer="0"][data-mlp="true"]')  # undo
+    wait_idle(app)
+
+
+def test_patching_view_from_demo_prompts(app):
+    show(app, "patching")
+    result = app.evaluate("window.neuroscope.app.results.patching")
+    layers = app.evaluate("window.neuroscope.app.modelInfo.n_layers")
+    assert len(result["resid"]) == layers and len(result["heads"]) == layers
+    assert result["clean_logit_diff"] != result["corrupted_logit_diff"]
+    options = app.evaluate("[...document.querySelectorAll('#examples option')].length")
+    assert options > 2  # the demo's IOI and fact pairs are offered
+
+
+def test_neuron_view(app):
+    show(app, "neurons")
+    app.fill("#neuron-layer", "1")
+    app.fill("#neuron-index", "5")
+    app.click("#neuron-form button")
+    app.wait_for_function("() => window.neuroscope.app.results.neurons && "
+                          "window.neuroscope.app.results.neurons.layer === 1 && window.neuroscope.app.busy.size === 0")
+    assert len(app.evaluate("window.neuroscope.app.results.neurons.examples")) > 0
+
+
+def test_notebook_cells_output_errors_views_and_ipynb(app):
+    show(app, "notebook")
+    app.evaluate("""() => {
+        const nb = window.neuroscope.app.notebook;
+        nb.setCells([
+          {type: 'code', source: 'print("hello")\\n6 * 7'},
+          {type: 'code', source: 'def f():\\n    raise ValueError("bad value 3")\\nf()'},
+          {type: 'view', view: 'logit_lens', source: 'from neuroscope import lens\\nlens.analyze(model, "The capital of France is")'},
+        ]);
+        return nb.runAll();
+    }""")
+    outputs = app.locator("#notebook .cell .output")
+    assert "hello" in outputs.nth(0).inner_text() and "42" in outputs.nth(0).inner_text()
+    error = outputs.nth(1).inner_text()
+    assert "ValueError: bad value 3" in error and "line 2" in error and "Traceback" in error
+    assert outputs.nth(2).locator("canvas, .nsv-cell, div").count() > 0
+    exported = app.evaluate("window.neuroscope.app.notebook.toIpynb()")
+    assert exported["nbformat"] == 4 and exported["cells"][2]["metadata"]["neuroscope"]["view"] == "logit_lens"
+    cells = app.evaluate("(nb) => import('/web/notebook.js').then(m => m.cellsFromIpynb(nb))", exported)
+    assert [c["type"] for c in cells] == ["code", "code", "view"]
+    screenshot(app, "notebook-cpu")
+
+
+def test_share_link_round_trip_in_a_fresh_profile(browser, site, app):  # noqa: F811
+    app.evaluate("""() => {
+        const a = window.neuroscope.app;
+        a.state.selection.layer = 2; a.state.selection.head = 3; a.state.view = 'logit_lens';
+        a.notebook.setCells([{type: 'markdown', source: '# Shared'},
+                             {type: 'code', source: 'shared_cell_ran = True\\n1'}]);
+    }""")
+    app.fill("#prompt", SHORT)
+    app.click("#prompt-form button[type=submit]")
+    wait_idle(app)
+    app.click("#share")
+    app.wait_for_selector("#share-url")
+    url = app.input_value("#share-url")
+    assert "#s=" in url
+    shared = state(app)
+    other = open_app(browser, site, fragment="#" + url.split("#", 1)[1])
+    try:
+        restored = state(other)
+        for key in ("prompt", "view", "model", "corrupted", "answer", "wrong"):
+            assert restored[key] == shared[key], key
+        assert (restored["selection"]["layer"], restored["selection"]["head"]) == (2, 3)
+        assert restored["notebook"] == shared["notebook"]
+        assert "not run" in other.inner_text("#notebook")
+        assert other.evaluate("window.neuroscope.python('\"shared_cell_ran\" in globals()')") is False
+        screenshot(other, "shared-link")
+    finally:
+        other.context.close()
+
+
+@pytest.mark.parametrize("fragment", ["#s=ns1.garbage!!", "#s=", "#s=ns9.AAAA"])
+def test_corrupt_link_gives_a_message_and_a_working_app(browser, site, fragment):  # noqa: F811
+    page = open_app(browser, site, fragment=fragment)
+    try:
+        messages = page.inner_text("#messages")
+        assert "share link" in messages.lower(), messages
+        assert page.evaluate("window.neuroscope.app.results.analysis.tokens.length") > 3
+    finally:
+        page.context.close()
+
+
+def test_bad_model_is_reported_and_the_current_model_stays(app, site, tmp_path):  # noqa: F811
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_bytes(open(os.path.join(DEMO, name), "rb").read())
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}")
+    path = site.add(str(folder), "test-models/broken")
+    app.select_option("#model-kind", "url")
+    app.fill("#model-ref", f"{site.url}/{path}/")
+    app.click("#model-form button[type=submit]")
+    app.wait_for_function("() => document.querySelector('#model-status').className === 'error'")
+    status = app.inner_text("#model-status")
+    assert "ModelFormatError" in status and "demo" in status, status
+    app.fill("#prompt", SHORT)
+    app.click("#prompt-form button[type=submit]")
+    wait_idle(app)
+    assert app.evaluate("window.neuroscope.app.results.analysis.tokens.length") == \
+        len(app.evaluate("window.neuroscope.app.results.analysis.tokens"))
+    assert "France" in json.dumps(app.evaluate("window.neuroscope.app.results.analysis.tokens"))
+
+
+def test_local_files_load(app):
+    app.select_option("#model-kind", "local")
+    app.set_input_files("#model-files", [os.path.join(DEMO, name) for name in
+                                         ("config.json", "model.safetensors", "tokenizer.json")])
+    app.click("#model-form button[type=submit]")
+    app.wait_for_function("() => document.querySelector('#model-status').className === 'ok'"
+                          " && window.neuroscope.app.busy.size === 0")
+    assert app.evaluate("window.neuroscope.app.state.model.ref").startswith("local:")
+    app.select_option("#model-kind", "demo")
+    app.click("#model-form button[type=submit]")
+    app.wait_for_function("() => window.neuroscope.app.state.model.ref === 'demo' && window.neuroscope.app.busy.size === 0")
+
+
+@pytest.mark.parametrize("backend", ["webgl", "webgpu"])
+def test_every_view_on_gpu_backends(browser, site, backend):  # noqa: F811
+    page = open_app(browser, site, backend=backend)
+    try:
+        assert page.evaluate("window.neuroscope.ready")["backend"] == backend
+        page.evaluate("""() => { const a = window.neuroscope.app; a.state.prompt = 'The capital of France is';
+            a.state.corrupted = 'The capital of Japan is'; a.state.answer = ' Paris'; a.state.wrong = ' Tokyo';
+            return a.analyze(); }""")
+        for view in VIEWS:
+            show(page, view)
+            pixels, _ = inked(page, view)
+            assert pixels > 500, f"{backend}/{view}: blank"
+            screenshot(page, f"{view}-{backend}")
+        assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
+    finally:
+        page.context.close()
