@@ -45,10 +45,12 @@ async function startLens() {
 }
 
 renderStages();
+let readyText = null;
 ready.then((info) => {
   const software = info.fallback ? " (software adapter)" : "";
-  $("status").textContent = `Ready: kernels ${info.backend ?? "none"}${software}; ` +
+  readyText = `Ready: kernels ${info.backend ?? "none"}${software}; ` +
     Object.entries(info.versions).map(([name, version]) => `${name} ${version}`).join(", ");
+  $("status").textContent = readyText;
   document.querySelector("#repl button").disabled = false;
 }, (error) => {
   $("status").textContent = `Start-up failed: ${error.message}`;
@@ -86,8 +88,10 @@ function showProgress(event) {
   window.neuroscope?.app?.showProgress(event);
   if (event.stage === "download") {
     const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
-    $("status").textContent = `${event.cached ? "Cached" : "Downloading"} ${event.url}: ${mib(event.done)}` +
-      (event.total ? ` / ${mib(event.total)} MiB` : " MiB");
+    const finished = event.total && event.done >= event.total;
+    $("status").textContent = finished && readyText ? readyText
+      : `${event.cached ? "Cached" : "Downloading"} ${event.url}: ${mib(event.done)}` +
+        (event.total ? ` / ${mib(event.total)} MiB` : " MiB");
     return;
   }
   const item = document.querySelector(`#stages li[data-stage="${event.stage}"]`);

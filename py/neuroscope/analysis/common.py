@@ -132,3 +132,17 @@ def progress_reporter(progress, label):
         raise TypeError(f"progress={progress!r}; expected None (a stderr bar), False, or a "
                         "callable (done, total)")
     return progress
+
+
+def decoder(model):
+    """``id -> text`` for one token, memoised; the id as a string when the model has no tokenizer."""
+    if model.tokenizer is None:
+        return str
+    memo = {}
+
+    def decode(token_id):
+        if token_id not in memo:
+            memo[token_id] = model.tokenizer.decode([token_id])
+        return memo[token_id]
+
+    return decode

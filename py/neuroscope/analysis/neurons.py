@@ -19,6 +19,7 @@ import heapq
 from ..errors import LayerNotFoundError
 from ..hooks import FunctionHook
 from ..model.transformer import pad_rows
+from .common import decoder
 
 
 class _Captured(Exception):
@@ -59,7 +60,7 @@ def top_activating_tokens(model, layer, neuron, texts, k=10, context=8, batch_si
                       for position, value in enumerate(row[:len(rows[index])])
                       if not (exclude_bos and position == 0 and rows[index][0] == bos)]
         best = heapq.nlargest(k, best + candidates)
-    decode = _decoder(model)
+    decode = decoder(model)
     examples = []
     for value, index, position in best:
         index, position = -index, -position
@@ -114,20 +115,6 @@ def _text_ids(model, text, index):
     if not ids:
         raise ValueError(f"texts[{index}] has no tokens")
     return ids[:model.cfg.n_ctx]
-
-
-def _decoder(model):
-    """id -> text, memoised; ids themselves when the model has no tokenizer."""
-    if model.tokenizer is None:
-        return str
-    memo = {}
-
-    def decode(token_id):
-        if token_id not in memo:
-            memo[token_id] = model.tokenizer.decode([token_id])
-        return memo[token_id]
-
-    return decode
 
 
 __all__ = ["neuron_activations", "top_activating_tokens"]

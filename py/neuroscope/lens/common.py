@@ -7,6 +7,7 @@ plain lists of numbers rounded to ``DIGITS`` significant digits.
 
 import os
 
+from ..analysis.common import decoder
 from ..errors import LayerNotFoundError
 from ..tensor import as_tensor
 
@@ -49,20 +50,6 @@ def prompt_tokens(model, prompt, what="prompt"):
     if tokens.shape[0] != 1:
         raise ValueError(f"{what} gave {tokens.shape[0]} sequences; expected one")
     return tokens
-
-
-def decoder(model):
-    """``id -> text`` for one token, memoised; the id as a string when the model has no tokenizer."""
-    if model.tokenizer is None:
-        return str
-    memo = {}
-
-    def decode(token_id):
-        if token_id not in memo:
-            memo[token_id] = model.tokenizer.decode([token_id])
-        return memo[token_id]
-
-    return decode
 
 
 def token_id(model, token, what):
