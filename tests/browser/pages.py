@@ -45,16 +45,21 @@ def require_backend(backend):
         pytest.skip(f"worker/backends/{backend}.js does not exist yet (kernels for issue 3 item 3)")
 
 
-def open_page(browser, site, backend, context=None):
-    """A page at web/index.html?backend=..., booted, in a fresh context unless ``context`` is
-    given (its storage, e.g. IndexedDB, is then shared); returns (page, ready info)."""
-    require_backend(backend)
-    context = context or browser.new_context()
+def new_page(context):
+    """A page in ``context`` that records console messages and page errors in ``page.messages``."""
     page = context.new_page()
     page.messages = []
     page.on("console", lambda message: page.messages.append(f"{message.type}: {message.text}"))
     page.on("pageerror", lambda error: page.messages.append(f"pageerror: {error}"))
     page.set_default_timeout(BOOT_TIMEOUT_MS)
+    return page
+
+
+def open_page(browser, site, backend, context=None):
+    """A page at web/index.html?backend=..., booted, in a fresh context unless ``context`` is
+    given (its storage, e.g. IndexedDB, is then shared); returns (page, ready info)."""
+    require_backend(backend)
+    page = new_page(context or browser.new_context())
     page.goto(f"{site.url}/web/index.html?backend={backend}&lens=off")
     try:
         info = page.evaluate("window.neuroscope.ready")

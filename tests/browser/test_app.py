@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from .pages import BOOT_TIMEOUT_MS, require_backend, site  # noqa: F401 (fixture)
+from .pages import BOOT_TIMEOUT_MS, new_page, require_backend, site  # noqa: F401 (fixture)
 
 SCREENSHOTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "screenshots")
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -28,12 +28,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.saf
 
 def open_app(browser, site, backend="cpu", fragment="", context=None):  # noqa: F811
     require_backend(backend)
-    context = context or browser.new_context()
-    page = context.new_page()
-    page.messages = []
-    page.on("console", lambda message: page.messages.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: page.messages.append(f"pageerror: {error}"))
-    page.set_default_timeout(BOOT_TIMEOUT_MS)
+    page = new_page(context or browser.new_context())
     page.goto(f"{site.url}/web/index.html?backend={backend}{fragment}")
     page.wait_for_function(ANALYSED, timeout=BOOT_TIMEOUT_MS)
     return page

@@ -25,7 +25,7 @@ import zlib
 
 import pytest
 
-from .pages import BOOT_TIMEOUT_MS, ROOT, python, site  # noqa: F401 (fixture)
+from .pages import ROOT, new_page, python, site  # noqa: F401 (fixture)
 
 REGISTER = """async () => {
   const pwa = await import("/web/pwa.js");
@@ -67,15 +67,6 @@ def _serve(root):
 def _precache(root):
     with open(os.path.join(root, "precache.json"), encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def _new_page(context):
-    page = context.new_page()
-    page.messages = []
-    page.on("console", lambda message: page.messages.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: page.messages.append(f"pageerror: {error}"))
-    page.set_default_timeout(BOOT_TIMEOUT_MS)
-    return page
 
 
 # -- the files --------------------------------------------------------------------------
@@ -188,7 +179,7 @@ def offline(browser, site):  # noqa: F811
         json.dump(notes, handle)
     server = _serve(site.root)
     context = browser.new_context()
-    page = _new_page(context)
+    page = new_page(context)
     try:
         page.goto(f"{server.url}/web/index.html?backend=cpu&lens=off")
         page.evaluate("window.neuroscope.ready")
@@ -289,7 +280,7 @@ def test_a_new_build_replaces_the_precache_downloading_only_what_changed(browser
     server = _serve(str(root))
     context = browser.new_context()
     try:
-        page = _new_page(context)
+        page = new_page(context)
         page.goto(f"{server.url}/sw-test.html")
         assert f"neuroscope-precache-{first['version']}" in page.evaluate(REGISTER)["caches"]
 
