@@ -43,17 +43,29 @@ export class LensApp {
 
   // -- start-up ------------------------------------------------------------------
   async start() {
+    let fromLink = null;
     try {
-      const fromLink = await stateFromLocation(location);
+      fromLink = await stateFromLocation(location);
       if (fromLink) this.state = completeState(fromLink);
     } catch (error) {
       this.message(`${error instanceof ShareLinkError ? "This share link cannot be opened" : "Error"}: ` +
         `${error.message}. The app opened with its defaults instead.`, "error");
     }
     this.syncInputs();
-    this.notebook.setCells(this.state.notebook, { fromLink: true });
+    this.notebook.setCells(this.state.notebook, { fromLink: Boolean(fromLink) });
     await this.neuroscope.ready;
-    await this.loadModel({ ref: this.state.model.ref }, { keepState: true });
+    const ref = this.state.model.ref;
+    if (ref.startsWith("local:")) {
+      this.message(`This analysis was made with local files (${ref.slice(6)}); pick them under "Local files…" ` +
+        "to reproduce it. The demo model is loaded meanwhile.", "warn");
+      await this.loadModel({ ref: "demo" }, { keepState: true });
+      return;
+    }
+    const info = await this.loadModel({ ref }, { keepState: true });
+    if (!info && ref !== "demo") {
+      this.message(`${ref} could not be loaded; the demo model is loaded instead.`, "warn");
+      await this.loadModel({ ref: "demo" }, { keepState: true });
+    }
   }
 
   // -- actions -------------------------------------------------------------------
@@ -81,14 +93,14 @@ export class LensApp {
       this.code.model = call.code;
       if (!keepState) this.state.selection = { ...defaultState().selection };
       this.results = { analysis: null, ablation: null, patching: null, neurons: null, prompts: null };
-      await this.analyze();
-      return info;
     } catch (error) {
       const current = this.modelInfo ? ` The current model (${this.modelInfo.name}) is still loaded.` : "";
       this.models.setStatus(`Could not load the model: ${error.pyType ?? error.name}: ${error.message}.${current}`,
         "error");
       return null;
     }
+    await this.analyze().catch(() => {}); // shown in the messages; the model stays loaded
+    return this.modelInfo;
   }
 
   // The weights' content hash from the worker's cache (one file: its SHA-256; shards: the

@@ -2,20 +2,24 @@
 
 A byte-level BPE (Hugging Face ``tokenizers``) and a GPT-2 (``transformers``'
 ``GPT2LMHeadModel``: Radford et al., "Language Models are Unsupervised Multitask
-Learners", 2019) trained with PyTorch on rows of
+Learners", 2019) trained with PyTorch; each step is one loss over three batches:
 
 * natural English text: the Python 3.11 documentation sources (Debian's
   ``python3.11-doc``, PSF licence), about 1 file in 20 held out for validation loss;
-* repeated spans of random tokens, the loss on repeats only (induction: Olsson et al. 2022);
-* generated IOI sentences (Wang et al. 2022) and fact-table sentences (``data.py``).
+* generated IOI sentences (Wang et al. 2022) and fact-table sentences (``data.py``), one
+  per row, as prompts are asked;
+* repeated spans of random tokens, the loss on the repeats only (induction: Olsson et al.
+  2022). The run starts on these alone, until the loss on the repeats falls below
+  ``--warmup-target``: mixed with text from the start, the model sat on the plateau before
+  in-context copying for the whole run. Then ``--steps`` steps on all three, which keep the
+  induction head while the rest is learned.
 
 Reproducible from ``--seed``: one ``random.Random`` draws every row in order,
-``torch.manual_seed`` the weights, two threads and deterministic kernels. ``--minutes``
-instead sizes the run from the measured speed of its first steps (the chosen step count
-is recorded, so ``--steps`` repeats it). Writes config.json, model.safetensors (float16),
-tokenizer.json, the held-out JSON files and training.json into ``--out``, then measures
-the saved model with NeuroScope (``evaluate.py``). This is the only module of the package
-that imports torch, tokenizers or transformers.
+``torch.manual_seed`` the weights, two threads and deterministic kernels. Writes
+config.json, model.safetensors (float16), tokenizer.json, the held-out JSON files and
+training.json into ``--out``, then measures the saved model with NeuroScope
+(``evaluate.py``). This is the only module of the package that imports torch,
+tokenizers or transformers.
 """
 
 import argparse
@@ -45,19 +49,29 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=MODEL_DIR, help="output folder (default: the packaged demo model)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=2400, help="optimizer steps (default 2400)")
-    parser.add_argument("--minutes", type=float, help="size the run to this many minutes of training "
-                        "instead of --steps (measured on the first steps)")
+    parser.add_argument("--steps", type=int, default=1800,
+                        help="optimizer steps on the mixed data, after the induction warm-up (default 1800)")
     parser.add_argument("--text-dir", default=data.PYTHON_DOCS, help="natural text: Python docs sources")
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--context", type=int, default=256, help="tokens per row (and n_positions)")
-    parser.add_argument("--text-rows", type=int, default=2, help="rows of natural text per step")
+    parser.add_argument("--text-rows", type=int, default=1, help="rows of natural text per step")
     parser.add_argument("--synthetic-rows", type=int, default=32, help="IOI and fact sentences per step")
-    parser.add_argument("--induction-tokens", type=int, default=512, help="repeated random tokens per step")
-    parser.add_argument("--min-span", type=int, default=2, help="shortest repeated random span")
+    parser.add_argument("--induction-tokens", type=int, default=1024, help="repeated random tokens per step")
+    parser.add_argument("--induction-warmup", type=int, default=1500,
+                        help="at most this many first steps on repeated random spans only")
+    parser.add_argument("--warmup-target", type=float, default=1.0,
+                        help="the warm-up ends once its smoothed loss on the repeats is below this")
+    parser.add_argument("--warmup-lr", type=float, default=3e-3, help="learning rate of the warm-up")
+    parser.add_argument("--short-spans", type=int, default=8,
+                        help="longest span of the warm-up's first --short-steps steps")
+    parser.add_argument("--short-steps", type=int, default=0,
+                        help="warm-up steps on short spans before the longest span grows")
+    parser.add_argument("--span-growth", type=int, default=10,
+                        help="warm-up steps per token added to the longest span after --short-steps")
+    parser.add_argument("--min-span", type=int, default=3, help="shortest repeated random span")
     parser.add_argument("--max-span", type=int, default=64, help="longest repeated random span")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--init", type=float, default=0.06, help="initializer_range (std of the weights)")
@@ -102,7 +116,8 @@ class Batches:
     * synthetic: ``synthetic_rows`` single sentences (IOI or fact), each alone in its row
       as a prompt is at evaluation (``<|endoftext|>`` first), right-padded;
     * induction: ``<|endoftext|>`` + a random span + the span again, one span length per
-      step (``min_span``..``max_span``), as many rows as fit in ``induction_tokens``.
+      step (``min_span``..``max_span``), as many rows as fit in ``induction_tokens``; the
+      only batch during the induction warm-up.
 
     Rows are ``(ids, labels)``; labels are -100 where nothing is to be learned (padding,
     the first copy of a random span).
@@ -115,10 +130,8 @@ class Batches:
         self.vocab = tokenizer.get_vocab_size()
         self.counts = {"text": 0, "synthetic": 0, "induction": 0}
 
-    def step(self, step=None):
-        batches = (self.text(), self.synthetic(), self.induction(step))
-        self.last = [batch for batch in batches if batch is not None]
-        return self.last
+    def mixed(self):
+        return [batch for batch in (self.text(), self.synthetic(), self.induction()) if batch is not None]
 
     def text(self):
         n, rows = self.args.context - 1, []
@@ -140,18 +153,15 @@ class Batches:
         self.counts["synthetic"] += len(ids)
         return _tensors(ids, labels)
 
-    def induction(self, step=None):
+    def induction(self, longest=None):
+        """Repeated random spans of ``min_span`` to ``longest`` (default ``max_span``) tokens."""
         if not self.args.induction_tokens:
             return None
-        # Short spans first: copying is found fastest when there are few tokens to copy from.
-        longest = self.args.max_span
-        if step is not None:
-            longest = min(longest, self.args.min_span + 4 + step // 8)
-        span = self.rng.randint(self.args.min_span, longest)
+        span = self.rng.randint(self.args.min_span, longest or self.args.max_span)
+        width = 2 * span
         ids, labels = [], []
-        for _ in range(max(1, self.args.induction_tokens // (2 * span + 1))):
-            row, mask = data.induction_row(self.rng, self.vocab, 2 * span, low=1,
-                                           min_span=span, max_span=span)
+        for _ in range(max(1, self.args.induction_tokens // (width + 1))):
+            row, mask = data.induction_row(self.rng, self.vocab, width, low=1, min_span=span, max_span=span)
             ids.append([self.eot] + row)
             labels.append([-100] + [token if keep else -100 for token, keep in zip(row, mask)])
         self.counts["induction"] += len(ids)
@@ -250,49 +260,85 @@ def make_optimizer(model, lr):
 
 
 def learning_rate(step, steps, args):
+    """Linear warm-up to ``lr``, then a cosine down to a tenth of it at ``steps``."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     progress = min(1.0, (step - args.warmup) / max(1, steps - args.warmup))
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(model, batches, args, tokenizer):
-    optimizer = make_optimizer(model, args.lr)
-    steps, tokens = args.steps, 0
-    start, smoothed, log = time.time(), None, []
-    step = 0
-    while step < steps:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, args)
-        # One loss over the step's supervised tokens, whichever batch they are in.
-        parts = [(model(input_ids=ids, labels=labels).loss, int((labels[:, 1:] != -100).sum()))
-                 for ids, labels in batches.step(step)]
-        supervised = sum(count for _, count in parts)
-        loss = sum(part * count for part, count in parts) / supervised
+class Trainer:
+    """The optimizer loop with its log: one loss over each step's supervised tokens."""
+
+    def __init__(self, model, batches, tokenizer, args):
+        self.model, self.batches, self.tokenizer, self.args = model, batches, tokenizer, args
+        self.optimizer = make_optimizer(model, args.lr)
+        self.step, self.tokens, self.log = 0, 0, []
+        self.start = time.time()
+
+    def train_step(self, lr, batches):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        parts = [(self.model(input_ids=ids, labels=labels).loss, int((labels[:, 1:] != -100).sum()))
+                 for ids, labels in batches]
+        loss = sum(part * count for part, count in parts) / sum(count for _, count in parts)
         loss.backward()
-        tokens += sum(ids.numel() for ids, _ in batches.last)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
-        elapsed = time.time() - start
-        if args.minutes and step == 10:
-            steps = max(20, int(args.minutes * 60 / (elapsed / step)))
-            print(f"--minutes {args.minutes}: {elapsed / step:.2f} s/step -> {steps} steps "
-                  f"(repeat with --steps {steps})", flush=True)
-        if step % 10 == 0 or step == steps:
-            rate = tokens / elapsed
-            eta = (steps - step) * elapsed / step
-            print(f"step {step}/{steps}  loss {smoothed:.3f}  lr {learning_rate(step, steps, args):.2e}  "
-                  f"{rate:.0f} tok/s  elapsed {elapsed / 60:.1f} min  ETA {eta / 60:.1f} min", flush=True)
-        if step % args.eval_every == 0 or step == steps:
-            quick = quick_eval(model, tokenizer)
-            log.append({"step": step, "loss": round(smoothed, 4), **quick})
-            print(f"  eval at step {step}: IOI logit diff {quick['ioi_logit_diff']:.2f}, fact accuracy "
-                  f"{quick['fact_accuracy']:.2f}, loss on repeats {quick['induction_loss']:.2f}",
-                  flush=True)
-    return steps, time.time() - start, tokens, log
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += sum(ids.numel() for ids, _ in batches)
+        return loss.item()
+
+    def report(self, phase, loss, lr, total=None):
+        elapsed = time.time() - self.start
+        if self.step % 10 == 0:
+            of = f"/{total}" if total else ""
+            print(f"{phase} step {self.step}{of}  loss {loss:.3f}  lr {lr:.2e}  "
+                  f"{self.tokens / elapsed:.0f} tok/s  elapsed {elapsed / 60:.1f} min", flush=True)
+        if self.step % self.args.eval_every == 0:
+            self.evaluate(phase, loss)
+
+    def evaluate(self, phase, loss):
+        quick = quick_eval(self.model, self.tokenizer)
+        self.log.append({"step": self.step, "phase": phase, "loss": round(loss, 4), **quick})
+        print(f"  eval at step {self.step}: IOI logit diff {quick['ioi_logit_diff']:.2f}, fact accuracy "
+              f"{quick['fact_accuracy']:.2f}, loss on repeats {quick['induction_loss']:.2f}", flush=True)
+
+    def induction_warmup(self):
+        """Repeated random spans alone until the smoothed loss on the repeats falls below
+        ``--warmup-target`` with spans of every length (or ``--induction-warmup`` steps): the
+        step at which in-context copying appears varies, so the phase ends on it rather than
+        on a count.
+
+        The spans start short (at most ``--short-spans`` tokens, for ``--short-steps``
+        steps), then the longest grows by one token every ``--span-growth`` steps up to
+        ``--max-span``: the wait for an induction head grows quickly with the context length
+        (in trials here, spans of up to 64 tokens from the start made no progress in 600
+        steps), and a head formed on short contexts carries over to longer ones.
+        """
+        args, smoothed = self.args, None
+        while self.step < args.induction_warmup:
+            grown = max(0, self.step - args.short_steps) // args.span_growth
+            longest = min(args.max_span, args.short_spans + grown)
+            lr = args.warmup_lr * min(1.0, (self.step + 1) / args.warmup)
+            loss = self.train_step(lr, [self.batches.induction(longest)])
+            smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
+            self.report(f"induction (spans <= {longest})", smoothed, lr)
+            if longest == args.max_span and smoothed < args.warmup_target:
+                break
+        return self.step
+
+    def mixed(self, steps):
+        """``steps`` steps over text, IOI/fact sentences and repeated spans together."""
+        smoothed, first = None, self.step
+        while self.step < first + steps:
+            lr = learning_rate(self.step - first + self.args.warmup, steps + self.args.warmup, self.args)
+            loss = self.train_step(lr, self.batches.mixed())
+            smoothed = loss if smoothed is None else 0.95 * smoothed + 0.05 * loss
+            self.report("mixed", smoothed, lr, first + steps)
+        self.evaluate("final", smoothed)
+        return self.step - first
 
 
 def save(model, tokenizer, folder):
@@ -328,7 +374,11 @@ def main(argv=None):
     print(f"model: {args.layers} layers, d_model {args.d_model}, {args.heads} heads, {params / 1e6:.2f}M "
           f"parameters", flush=True)
     batches = Batches(tokenizer, stream, args, args.seed)
-    steps, seconds, tokens, log = train(model, batches, args, tokenizer)
+    trainer = Trainer(model, batches, tokenizer, args)
+    warmup_steps = trainer.induction_warmup()
+    print(f"induction warm-up: {warmup_steps} steps", flush=True)
+    mixed_steps = trainer.mixed(args.steps)
+    steps, seconds, tokens, log = trainer.step, time.time() - trainer.start, trainer.tokens, trainer.log
     rounded = save(model, tokenizer, args.out)
     eot = tokenizer.token_to_id(EOT)
     val_loss, val_tokens = validation_loss(rounded, heldout_stream, args.context, eot)
@@ -336,7 +386,8 @@ def main(argv=None):
           flush=True)
     data.write_heldout(args.out, heldout_docs)
     summary = {
-        "seed": args.seed, "steps": steps, "train_seconds": round(seconds, 1),
+        "seed": args.seed, "steps": steps, "induction_warmup_steps": warmup_steps, "mixed_steps": mixed_steps,
+        "train_seconds": round(seconds, 1), "train_cpu_seconds": round(time.process_time(), 1),
         "options": {k: v for k, v in vars(args).items() if k not in ("out", "text_dir")},
         "ioi_share_of_synthetic": IOI_SHARE, "rows": batches.counts,
         "tokens_seen": tokens, "parameters": params,
