@@ -37,11 +37,16 @@ window.neuroscope = {
 if (params.get("lens") !== "off") startLens();
 
 async function startLens() {
-  const [{ LensApp }, { registerServiceWorker }] = await Promise.all([import("./app.js"), import("./pwa.js")]);
-  registerServiceWorker().catch((error) => showLog({ level: "warn", text: `offline use unavailable: ${error.message}` }));
+  const { LensApp } = await import("./app.js");
   const app = new LensApp(document.body, window.neuroscope);
   window.neuroscope.app = app;
   window.neuroscope.started = app.start();
+  // The service worker precaches the whole site (~36 MB) for offline use: started once the
+  // first view is drawn, so that it does not compete with the first load.
+  window.neuroscope.started.finally(async () => {
+    const { registerServiceWorker } = await import("./pwa.js");
+    await registerServiceWorker();
+  }).catch((error) => showLog({ level: "warn", text: `offline use unavailable: ${error.message}` }));
 }
 
 renderStages();
