@@ -310,3 +310,17 @@ def test_a_new_build_replaces_the_precache_downloading_only_what_changed(browser
     finally:
         server.stop()
         context.close()
+
+
+def test_the_lens_opens_offline_on_the_demo_model(offline):
+    """After one visit, the app itself (not just the runtime) opens with the network off."""
+    import build
+    if not os.path.exists(os.path.join(offline.root, *build.DEMO_MODEL.split("/"), "model.safetensors")):
+        pytest.skip("the demo model is not trained yet")
+    page = offline.page
+    page.goto(f"{offline.url}/web/index.html?backend=cpu")
+    page.wait_for_function("() => { const a = window.neuroscope.app;"
+                           " return !!(a && a.results.analysis && a.busy.size === 0); }", timeout=120_000)
+    assert page.evaluate("window.neuroscope.app.modelInfo.name") == "demo"
+    assert page.locator('.panel[data-view="attention"] .view canvas').count() > 0
+    assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
