@@ -315,7 +315,8 @@ class Trainer:
         steps), then the longest grows by one token every ``--span-growth`` steps up to
         ``--max-span``: the wait for an induction head grows quickly with the context length
         (in trials here, spans of up to 64 tokens from the start made no progress in 600
-        steps), and a head formed on short contexts carries over to longer ones.
+        steps). So far no schedule formed an induction head within the warm-up's steps;
+        demo/model/README.md lists what was tried.
         """
         args, smoothed = self.args, None
         while self.step < args.induction_warmup:
