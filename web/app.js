@@ -325,7 +325,7 @@ export class LensApp {
       button.dataset.view = view;
       button.setAttribute("role", "tab");
       button.textContent = VIEW_TITLES[view];
-      button.addEventListener("click", () => this.showView(view));
+      button.addEventListener("click", () => this.showView(view).catch(() => {})); // errors: in #messages
       return button;
     }));
     $("#prompt-form", this.root).addEventListener("submit", (event) => {
