@@ -91,6 +91,7 @@ export class LensApp {
       this.models.setStatus(`${info.name} (${info.family}: ${info.n_layers} layers × ${info.n_heads} heads, ` +
         `d_model ${info.d_model}, vocabulary ${info.d_vocab})`, "ok");
       this.code.model = call.code;
+      this.models.showCode(call.code);
       if (!keepState) this.state.selection = { ...defaultState().selection };
       this.results = { analysis: null, ablation: null, patching: null, neurons: null, prompts: null };
     } catch (error) {

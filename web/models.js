@@ -26,7 +26,13 @@ export class ModelPanel {
     const load = Object.assign(document.createElement("button"), { type: "submit", textContent: "Load" });
     this.status = Object.assign(document.createElement("span"), { id: "model-status" });
     form.append(kind, name, files, folder, load, this.status);
-    root.append(form);
+    // The Python of the last load, as every Lens action shows its own.
+    this.code = document.createElement("details");
+    this.code.id = "model-code";
+    this.code.append(Object.assign(document.createElement("summary"), { textContent: "Python" }),
+      document.createElement("code"));
+    this.code.hidden = true;
+    root.append(form, this.code);
 
     kind.addEventListener("change", () => {
       name.hidden = !["hub", "url"].includes(kind.value);
@@ -59,6 +65,11 @@ export class ModelPanel {
       return null;
     }
     return this.host.load({ files: files.filter((file) => /\.(json|safetensors)$/.test(file.name)) });
+  }
+
+  showCode(code) {
+    this.code.querySelector("code").textContent = code;
+    this.code.hidden = !code;
   }
 
   setStatus(text, level = "info") {

@@ -91,6 +91,7 @@ def test_opens_on_the_demo_model_with_a_default_prompt(app):
     assert info["name"] == "demo" and info["n_layers"] >= 2
     assert app.input_value("#prompt").startswith("When Mary and John")
     assert "demo" in app.inner_text("#model-status")
+    assert 'TransformerModel.from_huggingface("demo")' in app.text_content("#model-code code")
     assert not [m for m in app.messages if m.startswith("pageerror")], app.messages
 
 
