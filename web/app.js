@@ -217,8 +217,8 @@ export class LensApp {
   }
 
   // The props of `view` from the latest results and the selection (null: nothing yet).
-  props(view) {
-    const analysis = this.results.analysis;
+  props(view, results = this.results) {
+    const analysis = results.analysis;
     const selection = this.state.selection;
     if (!analysis) return null;
     const tokens = analysis.tokens;
@@ -238,7 +238,7 @@ export class LensApp {
         return { norms: analysis.activation_norms, tokens, component: selection.component,
           onComponent: (component) => { selection.component = component; app.draw(); } };
       case "ablation": {
-        const result = this.results.ablation;
+        const result = results.ablation;
         return { nLayers: analysis.model.n_layers, nHeads: analysis.model.n_heads,
           ablations: selection.ablations, kind: selection.ablationKind,
           baseline: result?.baseline ?? analysis.predictions.at(-1), ablated: result?.ablated ?? null,
@@ -251,13 +251,13 @@ export class LensApp {
           } };
       }
       case "patching": {
-        const result = this.results.patching;
+        const result = results.patching;
         if (!result) return { label: "Patching every layer, position and head…", done: 0, total: 1 };
         return { resid: result.resid, mlp: result.mlp, heads: result.heads, tokens: result.tokens,
           cleanLogitDiff: result.clean_logit_diff, corruptedLogitDiff: result.corrupted_logit_diff };
       }
       case "neurons": {
-        const result = this.results.neurons;
+        const result = results.neurons;
         return result ? { layer: selection.neuronLayer, neuron: selection.neuron, examples: result.examples ?? result }
           : null;
       }
@@ -278,12 +278,8 @@ export class LensApp {
 
   // A notebook view cell: the value of its code drawn by the named view.
   drawResult(el, view, value) {
-    const saved = this.results;
-    this.results = { ...saved };
-    if (["tokens", "attention", "logit_lens", "activations"].includes(view)) this.results.analysis = value;
-    else this.results[view === "ablation" ? "ablation" : view] = value;
-    const props = this.props(view);
-    this.results = saved;
+    const key = ["tokens", "attention", "logit_lens", "activations"].includes(view) ? "analysis" : view;
+    const props = this.props(view, { ...this.results, [key]: value });
     if (props) render(el, VIEW_MODULES[view], props);
   }
 

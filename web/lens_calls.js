@@ -1,6 +1,7 @@
 // The Python each Lens action runs in the worker: one function per action, returning
-// {code, globals}. `code` is what the view's "Python" box shows (values the user typed
-// enter as globals, never pasted into source); the notebook runs the same text.
+// {code}. `code` is what the view's "Python" box shows and what runs, so copying it into
+// the notebook reproduces the view; what the user typed enters it as JSON string literals,
+// which are also valid Python literals. (Uploaded file bytes go in as globals instead.)
 
 const q = (value) => JSON.stringify(value); // a Python literal for strings, numbers, lists
 

@@ -81,14 +81,19 @@ class UrlOpener:
         self.source = self.base_url
         self._fetch = fetch or fetch_bytes
         self._fetch_weights = fetch or fetch_weights
+        self._small = {}  # name -> bytes of the small files (config, tokenizer): read once
 
     def where(self, name):
         return urllib.parse.urljoin(self.base_url, name)
 
     def read(self, name, required=True):
         """The file's bytes; None when it does not exist and is not ``required``."""
-        fetch = self._fetch_weights if name.endswith(".safetensors") else self._fetch
-        data = fetch(self.where(name))
+        if name.endswith(".safetensors"):
+            data = self._fetch_weights(self.where(name))
+        else:
+            if name not in self._small:
+                self._small[name] = self._fetch(self.where(name))
+            data = self._small[name]
         if data is None and required:
             raise FileNotFoundError(f"{self.where(name)}: not found (HTTP 404); {_FOLDER_HINT}")
         return data
