@@ -38,6 +38,39 @@ def test_a_cell_is_one_patched_forward(small):
     assert sweep[1, 3, 2].item() == pytest.approx(by_hand, abs=1e-6)
 
 
+@pytest.mark.parametrize("kind", sorted(analysis.SWEEPS))
+def test_cells_sharing_a_forward_equal_one_forward_per_cell(small, kind):
+    """The batched sweep (the corrupted batch repeated, one patch per copy) gives the numbers
+    of one Patch hook per forward, for every sweep, with a padded batch too."""
+    model, _, clean_cache = small
+    metric = analysis.logit_diff_metric([2, 3], [4, 5])
+    sweep = analysis.SWEEPS[kind]
+    one = sweep(model, CORRUPT, clean_cache, metric, progress=False, cells_per_forward=1).numpy()
+    for group in (None, 3, 7, 1000):
+        shared = sweep(model, CORRUPT, clean_cache, metric, progress=False, cells_per_forward=group).numpy()
+        np.testing.assert_allclose(shared, one, atol=1e-5, rtol=0)
+    assert np.ptp(one) > 1e-3
+    mask = [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]  # the second prompt left-padded
+    _, masked_cache = model.run_with_cache(CLEAN, attention_mask=mask)
+    one = sweep(model, CORRUPT, masked_cache, metric, progress=False, cells_per_forward=1,
+                attention_mask=mask).numpy()
+    shared = sweep(model, CORRUPT, masked_cache, metric, progress=False, attention_mask=mask).numpy()
+    np.testing.assert_allclose(shared, one, atol=1e-5, rtol=0)
+
+
+def test_batched_sweep_reports_progress_per_cell_and_checks_its_option(small):
+    model, _, clean_cache = small
+    metric = analysis.logit_diff_metric([2, 3], [4, 5])
+    seen = []
+    analysis.get_act_patch_resid_pre(model, CORRUPT, clean_cache, metric, cells_per_forward=4,
+                                     progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 10), (4, 10), (8, 10), (10, 10)]
+    for bad in (0, -2, 1.5, True, "4"):
+        with pytest.raises(ValueError, match="cells_per_forward"):
+            analysis.get_act_patch_resid_pre(model, CORRUPT, clean_cache, metric, progress=False,
+                                             cells_per_forward=bad)
+
+
 def test_patching_everything_from_clean_restores_the_clean_metric(small):
     model, clean_logits, clean_cache = small
     metric = analysis.probability_metric(7)
@@ -85,7 +118,7 @@ def test_progress_callback_and_default_bar(small, monkeypatch):
     model, _, clean_cache = small
     calls = []
     metric = analysis.logit_diff_metric(1, 2)
-    analysis.get_act_patch_attn_head_out_all_pos(model, CORRUPT, clean_cache, metric,
+    analysis.get_act_patch_attn_head_out_all_pos(model, CORRUPT, clean_cache, metric, cells_per_forward=1,
                                                  progress=lambda done, total: calls.append((done, total)))
     assert calls == [(i, 8) for i in range(9)]
     stream = io.StringIO()

@@ -299,6 +299,21 @@ export class LensApp {
     close.addEventListener("click", () => item.remove());
     item.append(close);
     box.append(item);
+    return item;
+  }
+
+  // A new version of the app has installed (web/pwa.js onUpdate): one message with a
+  // button that switches to it (update() activates it and reloads the page).
+  offerUpdate(update) {
+    if ($("#update-app", this.root)) return;
+    const item = this.message("A new version of NeuroScope is ready. Share your analysis first if you want " +
+      "to keep unsaved work; then", "info");
+    const button = Object.assign(document.createElement("button"), { id: "update-app", textContent: "Reload" });
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      update().catch((error) => this.message(`The update failed: ${error.message}`, "error"));
+    });
+    item.insertBefore(button, item.lastChild);
   }
 
   showProgress(event) {

@@ -10,7 +10,8 @@
 //                                    cached?} with done/total in bytes (cached: from IndexedDB)
 //   window.neuroscope.app           the Lens (./app.js) once started
 // URL parameters: ?backend=webgpu|webgl|cpu forces a backend; ?threads=N the CPU backend's
-// wasm threads; ?lens=off boots the worker without the Lens (no model is loaded: the page
+// wasm threads; ?hub=URL a Hugging Face hub mirror for hub names (as HF_ENDPOINT is in
+// CPython); ?lens=off boots the worker without the Lens (no model is loaded: the page
 // is then only the scripting entry, which tests use). The fragment (#s=...) is a share
 // link (./share.js). Everything crosses the worker boundary through ../worker/protocol.js.
 
@@ -24,7 +25,7 @@ const logs = [];
 const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
 const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
 const ready = client.call("boot", { backend: params.get("backend"), threads: params.get("threads"),
-  pageURL: location.href });
+  hubURL: params.get("hub"), pageURL: location.href });
 
 window.neuroscope = {
   ready,
@@ -43,9 +44,11 @@ async function startLens() {
   window.neuroscope.started = app.start();
   // The service worker precaches the whole site (~36 MB) for offline use: started once the
   // first view is drawn, so that it does not compete with the first load.
+  // A newer build found later waits for this page's old one; the Lens offers to switch.
   window.neuroscope.started.finally(async () => {
-    const { registerServiceWorker } = await import("./pwa.js");
-    await registerServiceWorker();
+    const { activateUpdate, registerServiceWorker } = await import("./pwa.js");
+    await registerServiceWorker({ onUpdate: (registration) => app.offerUpdate(
+      () => activateUpdate(registration).then(() => location.reload())) });
   }).catch((error) => showLog({ level: "warn", text: `offline use unavailable: ${error.message}` }));
 }
 

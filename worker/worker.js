@@ -9,6 +9,7 @@
 // Python reaches JavaScript through ONE registered module, `neuroscope_js`:
 //   bridge, backendName      the KernelBridge and its backend's name (null with no kernels)
 //   pageURL                  the page's address: relative model paths resolve against it
+//   hubURL                   a Hugging Face hub mirror for hub names (null: huggingface.co)
 //   createTokenizer(json)    ./tokenizer.js (the browser's tokenizer.json reader)
 //   fetchBytes(url)          ./files.js: Promise of {status, bytes, ...} (streamed, progress)
 //   fetchBytesSync(url)      ./files.js: the same by synchronous XHR (browsers without JSPI)
@@ -34,7 +35,7 @@ serveRequests(self, {
   python: (args) => runPython(args),
 });
 
-async function boot({ backend: forced = null, pageURL = null, threads = null } = {}, ctx) {
+async function boot({ backend: forced = null, pageURL = null, hubURL = null, threads = null } = {}, ctx) {
   const started = performance.now();
   const stage = (name, detail) =>
     ctx.progress(name, { detail, ms: Math.round(performance.now() - started) });
@@ -64,6 +65,7 @@ async function boot({ backend: forced = null, pageURL = null, threads = null } =
     backendName: null,
     pageURL: pageURL ?? self.location.href,
     siteURL: here("../"),
+    hubURL,
     createTokenizer,
     fetchBytes: (url) => fetchBytes(url, (p) => ctx.progress("download", p)),
     fetchBytesSync,

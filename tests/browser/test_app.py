@@ -217,6 +217,49 @@ def test_share_link_round_trip_in_a_fresh_profile(browser, site, app):  # noqa: 
         other.context.close()
 
 
+def test_state_too_large_for_a_link_travels_as_a_file(browser, site, app, tmp_path):  # noqa: F811
+    """Share with a notebook too large for a URL gives a .neuroscope download; opening that
+    file (the "Open" picker) in a fresh profile restores the state, code cells not run."""
+    # ~24 kB of incompressible text: the compressed state cannot fit a link of 8,000 characters.
+    app.evaluate("""() => {
+        let text = '', seed = 7;
+        for (let i = 0; i < 24000; i++) { seed = (seed * 1103515245 + 12345) % 2147483648;
+            text += String.fromCharCode(33 + seed % 90); }
+        window.neuroscope.app.notebook.setCells([{type: 'markdown', source: '# Large'},
+            {type: 'code', source: 'large_cell_ran = True\\nblob = ' + JSON.stringify(text) + '\\nlen(blob)'}]);
+    }""")
+    app.click("#share")
+    link = app.wait_for_selector("#share-file")
+    assert link.get_attribute("download").endswith(".neuroscope")
+    with app.expect_download() as download:
+        link.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert json.loads(saved.read_text())["format"]
+    shared = state(app)
+    other = open_app(browser, site)
+    try:
+        other.set_input_files("#open-state", str(saved))
+        other.wait_for_function("() => window.neuroscope.app.state.notebook.length === 2"
+                                " && window.neuroscope.app.busy.size === 0")
+        wait_idle(other)
+        restored = state(other)
+        for key in ("prompt", "model", "notebook"):
+            assert restored[key] == shared[key], key
+        assert "not run" in other.inner_text("#notebook")
+        assert other.evaluate("window.neuroscope.python('\"large_cell_ran\" in globals()')") is False
+        # A file that is not a share file is refused with a message; the app keeps working.
+        bad = tmp_path / "not-a-share.neuroscope"
+        bad.write_text("{\"hello\": 1}")
+        other.set_input_files("#open-state", str(bad))
+        other.wait_for_function("() => document.querySelector('#messages').innerText.includes('not-a-share')")
+        assert "share file" in other.inner_text("#messages")
+        assert other.evaluate("window.neuroscope.app.state.notebook.length") == 2
+    finally:
+        other.context.close()
+    app.evaluate("window.neuroscope.app.notebook.setCells([])")
+
+
 @pytest.mark.parametrize("fragment", ["#s=ns1.garbage!!", "#s=", "#s=ns9.AAAA"])
 def test_corrupt_link_gives_a_message_and_a_working_app(browser, site, fragment):  # noqa: F811
     page = open_app(browser, site, fragment=fragment)
@@ -262,6 +305,68 @@ def test_local_files_load(app):
     app.wait_for_function("() => window.neuroscope.app.state.model.ref === 'demo' && window.neuroscope.app.busy.size === 0")
 
 
+def test_dropped_files_load_and_an_incomplete_drop_is_refused(app, site):  # noqa: F811
+    """Files dropped on the model panel (a real DataTransfer of File objects) load like picked
+    ones; a drop without the weights names what is missing and keeps the current model."""
+    path = site.add(DEMO, "test-models/dropped")
+    drop = """async ([base, names]) => {
+        const transfer = new DataTransfer();
+        for (const name of names) {
+            const bytes = await (await fetch(base + name)).arrayBuffer();
+            transfer.items.add(new File([bytes], name));
+        }
+        const panel = document.querySelector('#model-panel');
+        panel.dispatchEvent(new DragEvent('dragover', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        panel.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }"""
+    base = f"{site.url}/{path}/"
+    app.evaluate(drop, [base, ["config.json", "tokenizer.json"]])
+    app.wait_for_function("() => document.querySelector('#model-status').className === 'error'")
+    assert "model.safetensors" in app.inner_text("#model-status")
+    assert app.evaluate("window.neuroscope.app.state.model.ref") == "demo"
+    app.evaluate(drop, [base, ["config.json", "model.safetensors", "tokenizer.json"]])
+    app.wait_for_function("() => document.querySelector('#model-status').className === 'ok'"
+                          " && window.neuroscope.app.state.model.ref.startsWith('local:')"
+                          " && window.neuroscope.app.busy.size === 0")
+    assert app.evaluate("window.neuroscope.app.results.analysis.tokens.length") > 3
+    app.select_option("#model-kind", "demo")
+    app.click("#model-form button[type=submit]")
+    app.wait_for_function("() => window.neuroscope.app.state.model.ref === 'demo' && window.neuroscope.app.busy.size === 0")
+
+
+def test_hub_name_downloads_with_progress_then_loads_from_the_cache(browser, site):  # noqa: F811
+    """A hub name ("org/name") with the page's ?hub= mirror (huggingface.co itself is out of
+    reach here): the model picker fetches {hub}/org/name/resolve/main/*, shows a progress bar,
+    caches the weights, and a second load reads them from IndexedDB."""
+    path = site.add(DEMO, "test-hub/neuroscope/tiny-demo/resolve/main")
+    hub = f"{site.url}/test-hub"
+    page = open_app(browser, site, fragment=f"&hub={hub}")
+    try:
+        def load_hub_name():
+            page.evaluate("window.neuroscope.progress.length = 0")
+            page.select_option("#model-kind", "hub")
+            page.fill("#model-ref", "neuroscope/tiny-demo")
+            page.click("#model-form button[type=submit]")
+            page.wait_for_function("() => window.neuroscope.app.state.model.ref === 'neuroscope/tiny-demo'"
+                                   " && window.neuroscope.app.busy.size === 0")
+            return [event for event in page.evaluate("window.neuroscope.progress")
+                    if event["stage"] == "download" and event["url"].endswith("model.safetensors")]
+
+        first = load_hub_name()
+        assert first and first[0]["url"] == f"{site.url}/{path}/model.safetensors", first
+        assert not any(event.get("cached") for event in first)
+        assert first[-1]["done"] == first[-1]["total"] == os.path.getsize(os.path.join(DEMO, "model.safetensors"))
+        assert page.evaluate("window.neuroscope.app.modelInfo.name") == "neuroscope/tiny-demo"
+        assert page.locator("#progress [role=progressbar]").count() == 1, "no progress bar was drawn"
+        assert "from_huggingface(\"neuroscope/tiny-demo\")" in page.text_content("#model-code code")
+        assert page.evaluate("window.neuroscope.app.state.model.sha256"), "no content hash for the share link"
+        again = load_hub_name()
+        assert again and all(event.get("cached") for event in again), again
+        assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
+    finally:
+        page.context.close()
+
+
 @pytest.mark.parametrize("backend", ["webgl", "webgpu"])
 def test_every_view_on_gpu_backends(browser, site, backend):  # noqa: F811
     page = open_app(browser, site, backend=backend)
@@ -270,9 +375,9 @@ def test_every_view_on_gpu_backends(browser, site, backend):  # noqa: F811
         page.evaluate("""() => { const a = window.neuroscope.app; a.state.prompt = 'France is';
             a.state.corrupted = 'Japan is'; a.state.answer = ' Paris'; a.state.wrong = ' Tokyo';
             return a.analyze(); }""")
-        # Not the patching view: its sweep runs one forward per (layer, position) and per head,
-        # and the software GPU here (SwiftShader) takes seconds per forward, so it ran past
-        # 10 minutes; see tests/QUARANTINE.md. The view's drawing is backend-independent.
+        # Not the patching view: its sweeps (batched: many cells share a forward pass) still
+        # ran past 5 minutes on the software GPU here (SwiftShader); see tests/QUARANTINE.md.
+        # The view's drawing is backend-independent.
         for view in [view for view in VIEWS if view != "patching"]:
             show(page, view, timeout=GPU_VIEW_TIMEOUT_MS)
             pixels, _ = inked(page, view)

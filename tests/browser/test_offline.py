@@ -324,3 +324,37 @@ def test_the_lens_opens_offline_on_the_demo_model(offline):
     assert page.evaluate("window.neuroscope.app.modelInfo.name") == "demo"
     assert page.locator('.panel[data-view="attention"] .view canvas').count() > 0
     assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
+
+
+def test_the_lens_offers_a_new_build_and_reloads_into_it(browser, site, tmp_path):  # noqa: F811
+    """The Lens registers its service worker itself; when a newer build has installed, it
+    shows a "Reload" button that activates it and reloads the page onto the new files."""
+    import build
+    root = tmp_path / "dist"
+    shutil.copytree(site.root, root)
+    server = _serve(str(root))
+    context = browser.new_context()
+    try:
+        page = new_page(context)
+        page.goto(f"{server.url}/web/index.html?backend=cpu")
+        page.wait_for_function("() => window.neuroscope.app && window.neuroscope.app.results.analysis",
+                               timeout=120_000)
+        page.evaluate("navigator.serviceWorker.ready.then(() => null)")
+        page.wait_for_function("() => !!navigator.serviceWorker.controller", timeout=120_000)
+        with open(root / "web" / "app.css", "a", encoding="utf-8") as handle:
+            handle.write("/* a new build */\n")
+        build._write_service_worker(str(root))
+        page.evaluate("navigator.serviceWorker.getRegistration().then((r) => r.update())")
+        button = page.wait_for_selector("#update-app", timeout=120_000)
+        assert "new version" in page.inner_text("#messages")
+        with page.expect_navigation(timeout=120_000):
+            button.click()
+        page.wait_for_function("() => window.neuroscope.app && window.neuroscope.app.results.analysis",
+                               timeout=120_000)
+        css = page.evaluate("fetch('/web/app.css').then((r) => r.text())")
+        assert css.endswith("/* a new build */\n")
+        assert not page.query_selector("#update-app")
+        assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
+    finally:
+        server.stop()
+        context.close()

@@ -3,10 +3,14 @@
 Run the model on the corrupted prompt with one activation (a layer's residual
 stream at one position, one head's output, ...) taken from the clean run, and
 measure the output with a metric; repeat for every cell of the sweep. The clean
-run is cached once (by the caller, or by ``patching_sweep``); each cell costs
-one forward pass with one ``InterventionHook(Patch(clean_cache, positions=...),
-heads=...)`` from the core, so every patch is the same JSON-able intervention a
-user could apply by hand.
+run is cached once (by the caller, or by ``patching_sweep``). With
+``cells_per_forward=1`` each cell costs one forward pass with one
+``InterventionHook(Patch(clean_cache, positions=...), heads=...)`` from the core,
+the same JSON-able intervention a user could apply by hand. By default several
+cells share one forward pass: the corrupted batch is repeated once per cell and
+each copy gets its own patch, which gives the same numbers (each copy's rows
+see only their own patch) in far fewer kernel dispatches, what makes sweeps
+fast on the GPU backends.
 
 The ``get_act_patch_*`` functions have the signatures, cell order and result
 shapes of TransformerLens' ``patching.py`` (``generic_activation_patch`` with
@@ -28,12 +32,14 @@ from .common import MissingActivationError, progress_reporter
 
 # The axes a sweep may iterate over, and the activation axis each one selects.
 _AXES = ("layer", "pos", "head")
+# By default a forward pass of a batched sweep holds about this many token positions.
+TOKENS_PER_FORWARD = 2048
 
 
 def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metric, activation_name,
                              index_axis_names, progress=None, layers=None, positions=None, heads=None,
-                             attention_mask=None):
-    """Patch ``activation_name`` from ``clean_cache`` into the corrupted run, one cell at a time.
+                             attention_mask=None, cells_per_forward=None):
+    """Patch ``activation_name`` from ``clean_cache`` into the corrupted run, cell by cell.
 
     ``index_axis_names`` is ``("layer", "pos")``, ``("layer", "head")`` or
     ``("layer", "pos", "head")``; the result has one axis per name, in that
@@ -41,6 +47,9 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     ``positions``, ``heads``). ``activation_name`` is a short name
     (``"resid_pre"``, ``"z"``, ``"mlp_out"`` ...). ``progress``: None for a
     stderr bar, False for none, or a callable ``(done, total)``.
+    ``cells_per_forward``: how many cells share a forward pass (None: as many as
+    fit in about ``TOKENS_PER_FORWARD`` positions; 1: one ``Patch`` hook per run).
+    The metric always sees one cell's logits, ``[b, p, v]``.
     """
     index_axis_names = tuple(index_axis_names)
     if index_axis_names[0] != "layer" or any(axis not in _AXES for axis in index_axis_names):
@@ -58,18 +67,60 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     cells = _product(axes)
     names = {layer: act_name(activation_name, layer) for layer in ranges["layer"]}
     _check_clean(clean_cache, names, tokens)
+    group = _cells_per_forward(cells_per_forward, len(cells), tokens.shape)
     report = progress_reporter(progress, f"patching {activation_name}")
     report(0, len(cells))
     values = []
-    for done, cell in enumerate(cells, 1):
-        index = dict(zip(index_axis_names, cell))
-        patch = Patch(clean_cache, positions=[index["pos"]] if "pos" in index else None)
-        hook = InterventionHook(name=names[index["layer"]], action=patch,
-                                heads=[index["head"]] if "head" in index else None)
-        logits = model.run_with_hooks(tokens, fwd_hooks=[hook], attention_mask=attention_mask)
-        values.append(_scalar(patching_metric(logits)))
-        report(done, len(cells))
+    for start in range(0, len(cells), group):
+        chunk = [dict(zip(index_axis_names, cell)) for cell in cells[start:start + group]]
+        run = _one_cell if len(chunk) == 1 else _cells_at_once
+        values += run(model, tokens, clean_cache, patching_metric, names, chunk, attention_mask)
+        report(len(values), len(cells))
     return as_tensor(values, dtype="float32", backend=model.backend).reshape([len(a) for a in axes])
+
+
+def _one_cell(model, tokens, clean_cache, metric, names, chunk, attention_mask):
+    (index,) = chunk
+    patch = Patch(clean_cache, positions=[index["pos"]] if "pos" in index else None)
+    hook = InterventionHook(name=names[index["layer"]], action=patch,
+                            heads=[index["head"]] if "head" in index else None)
+    return [_scalar(metric(model.run_with_hooks(tokens, fwd_hooks=[hook], attention_mask=attention_mask)))]
+
+
+def _cells_at_once(model, tokens, clean_cache, metric, names, chunk, attention_mask):
+    """One forward pass for ``chunk``: copy i of the corrupted batch gets cell i's patch."""
+    batch = tokens.shape[0]
+    rows = as_tensor([row for _ in chunk for row in range(batch)], dtype="int64", backend=model.backend)
+    repeated = tokens.take(rows, axis=0)
+    mask = attention_mask
+    if mask is not None:
+        mask = as_tensor(mask, backend=model.backend).take(rows, axis=0)
+
+    def patch_copies(activation, hook):
+        source = clean_cache[hook.name]
+        for copy, index in enumerate(chunk):
+            if names[index["layer"]] != hook.name:
+                continue
+            key = [slice(copy * batch, (copy + 1) * batch)]
+            if "pos" in index:
+                key.append(slice(index["pos"], index["pos"] + 1))
+            if "head" in index:
+                key += [slice(None)] * (2 - len(key)) + [slice(index["head"], index["head"] + 1)]
+            activation[tuple(key)] = source[(slice(None),) + tuple(key[1:])]
+        return activation
+
+    hooked = sorted({names[index["layer"]] for index in chunk})
+    logits = model.run_with_hooks(repeated, fwd_hooks=[(name, patch_copies) for name in hooked],
+                                  attention_mask=mask)
+    return [_scalar(metric(logits[copy * batch:(copy + 1) * batch])) for copy in range(len(chunk))]
+
+
+def _cells_per_forward(chosen, n_cells, shape):
+    if chosen is None:
+        return max(1, min(n_cells, TOKENS_PER_FORWARD // max(1, shape[0] * shape[1])))
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        raise ValueError(f"cells_per_forward={chosen!r}; expected a positive integer or None")
+    return chosen
 
 
 def get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, patching_metric, **options):
@@ -224,5 +275,5 @@ def _check_clean(clean_cache, names, tokens):
 
 __all__ = ["SWEEPS", "generic_activation_patch", "get_act_patch_attn_head_out_all_pos",
            "get_act_patch_attn_head_out_by_pos", "get_act_patch_attn_out", "get_act_patch_mlp_out",
-           "get_act_patch_resid_mid", "get_act_patch_resid_pre", "logit_diff_metric",
+           "get_act_patch_resid_mid", "get_act_patch_resid_pre", "logit_diff_metric", "TOKENS_PER_FORWARD",
            "normalized_metric", "patching_sweep", "probability_metric"]

@@ -117,9 +117,12 @@ def model_name(model):
     hub = [part for part in parts if part.startswith("models--")]
     if hub:  # a snapshot in the Hugging Face cache: models--owner--name/snapshots/<hash>
         return hub[-1][len("models--"):].replace("--", "/")
-    hosts = [index for index, part in enumerate(parts) if part.endswith("huggingface.co")]
-    if hosts and "resolve" in parts[hosts[0]:]:  # https://huggingface.co/{name}/resolve/main/
-        return "/".join(parts[hosts[0] + 1:parts.index("resolve", hosts[0])])
+    from ..model.loading import HUB_ENDPOINT, hub_endpoint
+    for endpoint in {hub_endpoint(), HUB_ENDPOINT}:  # {endpoint}/{name}/resolve/main/
+        if source.startswith(endpoint + "/"):
+            rest = source[len(endpoint) + 1:].split("/")
+            if "resolve" in rest[1:3]:
+                return "/".join(rest[:rest.index("resolve")])
     return parts[-1] if parts else model.cfg.model_type
 
 

@@ -16,12 +16,12 @@ from ..backends import get_backend
 from ..tensor import Tensor
 from .config import ModelConfig
 from .families import MAPPERS, canonical_shapes, check_shapes
-from .remote import CONFIG, FolderOpener, UrlOpener, is_url, page_url, site_url
+from .remote import CONFIG, FolderOpener, UrlOpener, hub_url, is_url, page_url, site_url
 
 # In the browser: the built-in model's files in the served site (build.py copies them
 # there; the package zip holds only its small files), and the hub's file addresses.
 DEMO_SITE_PATH = "py/neuroscope/demo/model/"
-HUB_FILE_URL = "https://huggingface.co/{name}/resolve/main/"
+HUB_ENDPOINT = "https://huggingface.co"
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
@@ -42,9 +42,20 @@ def open_location(name_or_path):
             return UrlOpener(urllib.parse.urljoin(site_url() or page, DEMO_SITE_PATH))
         relative = UrlOpener(urllib.parse.urljoin(page, location))
         if _HUB_NAME.fullmatch(location) and relative.read(CONFIG, required=False) is None:
-            return UrlOpener(HUB_FILE_URL.format(name=location))
+            return UrlOpener(hub_file_url(location))
         return relative
     return FolderOpener(resolve_folder(location))
+
+
+def hub_endpoint():
+    """The Hugging Face hub's address: ``HF_ENDPOINT`` (a mirror, as ``huggingface_hub``
+    reads it), in the browser the page's ``?hub=`` parameter, else huggingface.co."""
+    return (hub_url() or os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT).rstrip("/")
+
+
+def hub_file_url(name):
+    """The folder URL of a hub model's files (main revision)."""
+    return f"{hub_endpoint()}/{name}/resolve/main/"
 
 
 def resolve_folder(name_or_path):

@@ -240,6 +240,12 @@ def site_url():
     return str(host.siteURL) if host is not None and getattr(host, "siteURL", None) else None
 
 
+def hub_url():
+    """In the browser, the hub mirror the page names (``?hub=``), else None."""
+    host = _js_host()
+    return str(host.hubURL) if host is not None and getattr(host, "hubURL", None) else None
+
+
 def _js_host():
     try:
         import neuroscope_js  # registered by worker/worker.js
