@@ -11,6 +11,7 @@ drawn on each backend (cpu, webgl, webgpu). Screenshots go to tests/browser/scre
 import json
 import os
 
+import numpy as np
 import pytest
 
 from .pages import BOOT_TIMEOUT_MS, new_page, require_backend, site  # noqa: F401 (fixture)
@@ -372,17 +373,23 @@ def test_every_view_on_gpu_backends(browser, site, backend):  # noqa: F811
     page = open_app(browser, site, backend=backend)
     try:
         assert page.evaluate("window.neuroscope.ready")["backend"] == backend
-        page.evaluate("""() => { const a = window.neuroscope.app; a.state.prompt = 'France is';
-            a.state.corrupted = 'Japan is'; a.state.answer = ' Paris'; a.state.wrong = ' Tokyo';
+        # Short prompts of the same token length (6): the software GPU here (SwiftShader) runs
+        # the patching view's 80 cells, batched, in about 30 s.
+        page.evaluate("""() => { const a = window.neuroscope.app; a.state.prompt = 'The capital of France is';
+            a.state.corrupted = 'The capital of Japan is'; a.state.answer = ' Paris'; a.state.wrong = ' Tokyo'; a.syncInputs();
             return a.analyze(); }""")
-        # Not the patching view: its sweeps (batched: many cells share a forward pass) still
-        # ran past 5 minutes on the software GPU here (SwiftShader); see tests/QUARANTINE.md.
-        # The view's drawing is backend-independent.
-        for view in [view for view in VIEWS if view != "patching"]:
+        for view in VIEWS:
             show(page, view, timeout=GPU_VIEW_TIMEOUT_MS)
             pixels, _ = inked(page, view)
             assert pixels > 500, f"{backend}/{view}: blank"
             screenshot(page, f"{view}-{backend}")
+        # The GPU kernels give the patching numbers CPython gives (normalised scores, rounded).
+        from neuroscope import TransformerModel, lens
+        expected = lens.patch(TransformerModel.from_huggingface(DEMO), "The capital of France is",
+                              "The capital of Japan is", " Paris", " Tokyo", progress=False)
+        got = page.evaluate("window.neuroscope.app.results.patching")
+        for key in ("resid", "heads", "mlp"):
+            np.testing.assert_allclose(got[key], expected[key], atol=0.02, err_msg=f"{backend}/{key}")
         assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
     finally:
         page.context.close()
