@@ -58,7 +58,7 @@ def test_cells_sharing_a_forward_equal_one_forward_per_cell(small, kind):
     np.testing.assert_allclose(shared, one, atol=1e-5, rtol=0)
 
 
-def test_batched_sweep_reports_progress_per_cell_and_checks_its_option(small):
+def test_batched_sweep_reports_progress_per_forward_and_checks_its_option(small):
     model, _, clean_cache = small
     metric = analysis.logit_diff_metric([2, 3], [4, 5])
     seen = []

@@ -339,7 +339,6 @@ def test_the_lens_offers_a_new_build_and_reloads_into_it(browser, site, tmp_path
         page.goto(f"{server.url}/web/index.html?backend=cpu")
         page.wait_for_function("() => window.neuroscope.app && window.neuroscope.app.results.analysis",
                                timeout=120_000)
-        page.evaluate("navigator.serviceWorker.ready.then(() => null)")
         page.wait_for_function("() => !!navigator.serviceWorker.controller", timeout=120_000)
         with open(root / "web" / "app.css", "a", encoding="utf-8") as handle:
             handle.write("/* a new build */\n")

@@ -230,20 +230,23 @@ def _wait(promise):
 
 def page_url():
     """The page's address in the browser (relative model paths resolve against it), else None."""
-    host = _js_host()
-    return str(host.pageURL) if host is not None else None
+    return _host_url("pageURL")
 
 
 def site_url():
     """The served site's root in the browser (where build.py puts dist/), else None."""
-    host = _js_host()
-    return str(host.siteURL) if host is not None and getattr(host, "siteURL", None) else None
+    return _host_url("siteURL")
 
 
 def hub_url():
     """In the browser, the hub mirror the page names (``?hub=``), else None."""
-    host = _js_host()
-    return str(host.hubURL) if host is not None and getattr(host, "hubURL", None) else None
+    return _host_url("hubURL")
+
+
+def _host_url(name):
+    """A URL the worker registered on ``neuroscope_js`` (worker/worker.js); None if unset."""
+    value = getattr(_js_host(), name, None)
+    return str(value) if value else None
 
 
 def _js_host():
