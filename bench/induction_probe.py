@@ -16,10 +16,16 @@ Data (``--data``), each row ``<|endoftext|>`` first, the loss on predictable tok
 * ``rep``: the same with one length per row, padded with random tokens;
 * ``chunks``: ``--width`` tokens, the second half made of chunks (``--min-span``..
   ``--max-span`` tokens) copied from random places of the first half;
-* ``abab``: ``rep`` rows, a ``--abab`` share of them two alternating tokens.
+* ``abab``: ``rep`` rows, a ``--abab`` share of them two alternating tokens;
+* ``cycle``: ``--width`` tokens, one span of ``--min-span``..``--max-span`` tokens repeated
+  through the row.
 
 ``--shift`` gives each row a random block of positions (``position_ids``) so absolute
-positions cannot be memorised; ``--hold`` / ``--grow`` widen rows over time.
+positions cannot be memorised (``--shift-hold`` / ``--shift-grow`` widen that block over
+time); ``--hold`` / ``--grow`` widen rows over time. ``--prev-steps`` starts with rows whose
+target is the token *before* the current one (a previous-token head forms in ~200 steps);
+``--prev-mix`` keeps a share of such rows afterwards, marked by token 1 in place of
+``<|endoftext|>`` so the model can tell them apart. Random tokens are drawn from 2 up.
 
     python bench/induction_probe.py --data chunks --width 16 --min-span 2 --max-span 4 --steps 600
 
@@ -36,18 +42,23 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-EVAL_SPAN = 40
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", choices=["fixed", "rep", "chunks", "abab"], default="rep")
+    parser.add_argument("--data", choices=["fixed", "rep", "chunks", "abab", "cycle"], default="rep")
     parser.add_argument("--min-span", type=int, default=4)
     parser.add_argument("--max-span", type=int, default=24)
     parser.add_argument("--width", type=int, default=128, help="row width of --data chunks")
     parser.add_argument("--abab", type=float, default=0.25, help="share of alternating rows (--data abab)")
+    parser.add_argument("--prev-steps", type=int, default=0,
+                        help="first steps on rows whose target is the token before the current one")
+    parser.add_argument("--prev-mix", type=float, default=0.0,
+                        help="after --prev-steps, this share of --data rep rows keeps that target")
     parser.add_argument("--shift", action="store_true", help="random position block per row")
+    parser.add_argument("--shift-hold", type=int, default=0, help="steps before --shift starts")
+    parser.add_argument("--shift-grow", type=int, default=0,
+                        help="steps per position added to the --shift range after --shift-hold")
     parser.add_argument("--hold", type=int, default=0, help="steps before rows start to widen")
     parser.add_argument("--grow", type=int, default=0, help="steps per token of width (or span) after --hold")
     parser.add_argument("--limit", type=int, default=128, help="widest row (or longest span) --grow reaches")
@@ -66,6 +77,8 @@ def parse_args(argv=None):
     parser.add_argument("--learned-positions", action="store_true",
                         help="GPT-2's random init, not sinusoidal")
     parser.add_argument("--attention-only", action="store_true", help="MLPs output zero")
+    parser.add_argument("--eval-span", type=int, default=40,
+                        help="span of the measured repeat (the test's is 40: 81 positions)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -98,7 +111,7 @@ class Rows:
         self.args, self.rng = args, random.Random(args.seed)
 
     def tokens(self, n):
-        return [self.rng.randrange(1, self.args.vocab) for _ in range(n)]
+        return [self.rng.randrange(2, self.args.vocab) for _ in range(n)]
 
     def grown(self, base, step):
         if not self.args.grow:
@@ -107,10 +120,15 @@ class Rows:
 
     def __call__(self, step):
         args = self.args
-        if args.data == "chunks":
+        if step <= args.prev_steps:
+            rows = [self.prev_row(128) for _ in range(max(1, args.tokens // 128))]
+        elif args.data == "chunks":
             width = self.grown(args.width, step)
             longest = max(args.max_span, width // 8)
             rows = [self.chunk_row(width, longest) for _ in range(max(1, args.tokens // width))]
+        elif args.data == "cycle":
+            width = self.grown(args.width, step)
+            rows = [self.cycle_row(width) for _ in range(max(1, args.tokens // width))]
         elif args.data == "fixed":
             span = self.rng.randint(args.min_span, self.grown(args.max_span, step))
             rows = []
@@ -126,16 +144,31 @@ class Rows:
         positions = None
         if args.shift:
             room = args.context - ids.shape[1] + 1
+            if args.shift_grow:
+                room = max(1, min(room, 1 + max(0, step - args.shift_hold) // args.shift_grow))
             positions = torch.stack([torch.arange(ids.shape[1]) + self.rng.randrange(0, room) for _ in rows])
         return ids, labels, positions
 
+    def prev_row(self, width):
+        """The target is the token before the current one; such rows start with token 1, not 0."""
+        row = [1] + self.tokens(width - 1)
+        return row, [-100, -100, -100] + row[1:-2]
+
     def rep_row(self, width, longest):
+        if self.args.prev_mix and self.rng.random() < self.args.prev_mix:
+            return self.prev_row(width)
         if self.args.data == "abab" and self.rng.random() < self.args.abab:
             row = (self.tokens(2) * width)[:width - 1]
             return [0] + row, [-100, -100, -100] + row[2:]
         n = self.rng.randint(self.args.min_span, longest)
         s, pad = self.tokens(n), self.tokens(width - 1 - 2 * n)
         return [0] + s + s + pad, [-100] * (n + 2) + s[1:] + [-100] * len(pad)
+
+    def cycle_row(self, width):
+        n = self.rng.randint(self.args.min_span, self.args.max_span)
+        s = self.tokens(n)
+        row = (s * (width // n + 1))[:width - 1]
+        return [0] + row, [-100] * (n + 1) + row[n:]
 
     def chunk_row(self, width, longest):
         half = width // 2
@@ -151,13 +184,14 @@ class Rows:
 @torch.no_grad()
 def measure(model, args):
     rng = random.Random(99)
-    spans = [[rng.randrange(1, args.vocab) for _ in range(EVAL_SPAN)] for _ in range(8)]
+    span = args.eval_span
+    spans = [[rng.randrange(1, args.vocab) for _ in range(span)] for _ in range(8)]
     ids = torch.tensor([[0] + s + s for s in spans])
-    labels = torch.tensor([[-100] * (EVAL_SPAN + 2) + s[1:] for s in spans])
+    labels = torch.tensor([[-100] * (span + 2) + s[1:] for s in spans])
     out = model(input_ids=ids, labels=labels, output_attentions=True)
     length = ids.shape[1]
-    query = torch.arange(EVAL_SPAN + 1, length)
-    induction = max(a[:, :, query, query - EVAL_SPAN + 1].sum(-1).mean(0).max().item() / length
+    query = torch.arange(span + 1, length)
+    induction = max(a[:, :, query, query - span + 1].sum(-1).mean(0).max().item() / length
                     for a in out.attentions)
     query = torch.arange(1, length)
     previous = out.attentions[0][:, :, query, query - 1].mean(-1).mean(0).max().item()
@@ -186,8 +220,11 @@ def main(argv=None):
         smoothed = loss.item() if smoothed is None else 0.9 * smoothed + 0.1 * loss.item()
         if step % args.every == 0:
             repeat_loss, induction, previous = measure(model, args)
+            gain = model.transformer.ln_f.weight.abs().mean().item()
+            embedding = model.transformer.wte.weight.pow(2).mean().sqrt().item()
             print(f"step {step}  width {ids.shape[1]}  loss {smoothed:.3f}  repeat loss {repeat_loss:.3f}  "
-                  f"induction {induction:.3f}  previous-token {previous:.2f}  {time.time() - began:.0f} s",
+                  f"induction {induction:.3f}  previous-token {previous:.2f}  ln_f gain {gain:.2f}  "
+                  f"embedding rms {embedding:.4f}  {time.time() - began:.0f} s",
                   flush=True)
 
 
