@@ -74,6 +74,11 @@ def parse_args(argv=None):
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--context", type=int, default=256)
     parser.add_argument("--untied", action="store_true")
+    parser.add_argument("--zero-unembed", action="store_true",
+                        help="with --untied: the unembedding starts at zero (uniform first logits)")
+    parser.add_argument("--freeze-ln-f", action="store_true", help="the final layer norm is not trained")
+    parser.add_argument("--freeze-embeddings", action="store_true",
+                        help="token embeddings (and a tied unembedding) stay at their random init")
     parser.add_argument("--learned-positions", action="store_true",
                         help="GPT-2's random init, not sinusoidal")
     parser.add_argument("--attention-only", action="store_true", help="MLPs output zero")
@@ -98,6 +103,13 @@ def make_model(args):
         table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
         with torch.no_grad():
             model.transformer.wpe.weight.copy_(table * args.init * 2 ** 0.5)
+    if args.untied and args.zero_unembed:
+        with torch.no_grad():
+            model.lm_head.weight.zero_()
+    if args.freeze_ln_f:
+        model.transformer.ln_f.requires_grad_(False)
+    if args.freeze_embeddings:
+        model.transformer.wte.requires_grad_(False)
     if args.attention_only:
         for block in model.transformer.h:
             block.mlp.forward = torch.zeros_like
@@ -203,8 +215,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = make_model(args)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    rest = [p for p in model.parameters() if p.ndim < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim >= 2]
+    rest = [p for p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     rows, smoothed, began = Rows(args), None, time.time()
