@@ -35,12 +35,16 @@ Findings so far are in py/neuroscope/demo/model/README.md ("The induction head")
 import argparse
 import os
 import random
+import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "py"))
 
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
+
+from neuroscope.demo.train import make_optimizer, sinusoidal_positions  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -97,12 +101,7 @@ def make_model(args):
                         eos_token_id=0, attn_implementation="eager")
     model = GPT2LMHeadModel(config)
     if not args.learned_positions:  # as demo/train.py's make_model
-        position = torch.arange(args.context, dtype=torch.float32)[:, None]
-        frequency = 10000.0 ** (-torch.arange(0, args.d_model, 2, dtype=torch.float32) / args.d_model)
-        table = torch.zeros(args.context, args.d_model)
-        table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
-        with torch.no_grad():
-            model.transformer.wpe.weight.copy_(table * args.init * 2 ** 0.5)
+        sinusoidal_positions(model, args.init)
     if args.untied and args.zero_unembed:
         with torch.no_grad():
             model.lm_head.weight.zero_()
@@ -215,11 +214,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = make_model(args)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trained if p.ndim >= 2]
-    rest = [p for p in trained if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+    optimizer = make_optimizer(model, args.lr, args.weight_decay)
     rows, smoothed, began = Rows(args), None, time.time()
     for step in range(1, args.steps + 1):
         for group in optimizer.param_groups:

@@ -242,20 +242,28 @@ def make_model(args, tokenizer):
                         attn_pdrop=0.0, bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True,
                         initializer_range=args.init)
     model = GPT2LMHeadModel(config)
-    position = torch.arange(args.context, dtype=torch.float32)[:, None]  # [pos, 1]
-    frequency = 10000.0 ** (-torch.arange(0, args.d_model, 2, dtype=torch.float32) / args.d_model)
-    table = torch.zeros(args.context, args.d_model)
-    table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
-    with torch.no_grad():
-        model.transformer.wpe.weight.copy_(table * args.init * math.sqrt(2))  # rms = args.init
+    sinusoidal_positions(model, args.init)
     return model
 
 
-def make_optimizer(model, lr):
-    """AdamW with weight decay on matrices only (not on biases and layer norms)."""
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
+def sinusoidal_positions(model, rms):
+    """Overwrite the position embeddings with Vaswani et al.'s sin/cos table scaled to ``rms``."""
+    context, d_model = model.transformer.wpe.weight.shape
+    position = torch.arange(context, dtype=torch.float32)[:, None]  # [pos, 1]
+    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+    table = torch.zeros(context, d_model)
+    table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+    with torch.no_grad():
+        model.transformer.wpe.weight.copy_(table * rms * math.sqrt(2))
+
+
+def make_optimizer(model, lr, weight_decay=0.1):
+    """AdamW with weight decay on matrices only (not on biases and layer norms); frozen
+    parameters are left out."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
 
 
