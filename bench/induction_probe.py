@@ -179,7 +179,8 @@ class Rows:
         n = self.rng.randint(self.args.min_span, self.args.max_span)
         s = self.tokens(n)
         row = (s * (width // n + 1))[:width - 1]
-        return [0] + row, [-100] * (n + 1) + row[n:]
+        # the first token of the second cycle follows s[-1], which has not been seen before
+        return [0] + row, [-100] * (n + 2) + row[n + 1:]
 
     def chunk_row(self, width, longest):
         half = width // 2
