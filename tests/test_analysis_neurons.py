@@ -75,7 +75,7 @@ def test_text_strings_use_the_tokenizer(model, monkeypatch):
 def test_bad_arguments(model):
     with pytest.raises(ns.LayerNotFoundError, match="layer 2 requested, model has layers 0-1"):
         top_activating_tokens(model, 2, 0, TEXTS)
-    with pytest.raises(ValueError, match="neuron 64 requested, layer 1's MLP has neurons 0-63"):
+    with pytest.raises(ValueError, match=r"neuron 64 requested; expected an integer in 0-63 \(layer 1's MLP has 64 neurons\)"):
         top_activating_tokens(model, 1, 64, TEXTS)
     with pytest.raises(ValueError, match="k=0; expected an integer >= 1"):
         top_activating_tokens(model, 1, 0, TEXTS, k=0)

@@ -7,6 +7,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
 from .errors import (
+    InvalidIndexError,
     InvalidTokenError,
     LayerNotFoundError,
     ModelFormatError,
@@ -28,6 +29,7 @@ from .hooks import (
 )
 from .interventions import (
     AddVector,
+    FunctionIntervention,
     Intervention,
     MeanAblation,
     NoiseInjection,
@@ -44,8 +46,9 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "FunctionHook", "HookManager",
-    "HookPoint", "Intervention", "InterventionHook", "InvalidTokenError", "LayerNotFoundError",
+    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "FunctionHook", "FunctionIntervention",
+    "HookManager", "HookPoint", "Intervention", "InterventionHook", "InvalidIndexError", "InvalidTokenError",
+    "LayerNotFoundError",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuroScopeError",
     "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError",
     "StorageKeyError", "StorageQuotaError", "Tensor",

@@ -13,14 +13,26 @@ class InvalidTokenError(NeuroScopeError, ValueError):
     """A token id is out of the vocabulary, negative, or the input is empty."""
 
 
-class LayerNotFoundError(NeuroScopeError, IndexError):
-    """A layer index outside the model's layers was requested."""
+class InvalidIndexError(NeuroScopeError, IndexError, ValueError):
+    """A layer, head, position or neuron index of the wrong type or outside its range.
 
-    def __init__(self, layer, n_layers):
+    Both an ``IndexError`` (out of range) and a ``ValueError`` (a bad argument value), so
+    that either ``except`` catches it."""
+
+
+class LayerNotFoundError(InvalidIndexError):
+    """A layer index outside the model's layers (or not an integer) was requested."""
+
+    def __init__(self, layer, n_layers, expected=None):
         self.layer = layer
         self.n_layers = n_layers
-        super().__init__(
-            f"layer {layer} requested, model has layers 0-{n_layers - 1}")
+        expected = expected or f"0-{n_layers - 1}"
+        if _is_integer(layer):
+            message = f"layer {layer} requested, model has layers {expected}"
+        else:
+            message = (f"layer {layer!r} (a {type(layer).__name__}) requested; expected an integer "
+                       f"in {expected}")
+        super().__init__(message)
 
 
 class UnknownHookError(NeuroScopeError, KeyError):
@@ -78,3 +90,7 @@ class StorageKeyError(NeuroScopeError, KeyError):
 
     def __str__(self):
         return self.args[0]
+
+
+def _is_integer(value):
+    return not isinstance(value, bool) and hasattr(value, "__index__")

@@ -81,14 +81,26 @@ def act_name(name, layer=None, layer_type=None):
 
 def component_name(layer, component):
     """The hook name for a friendly ``(layer, component)`` address."""
-    if component in COMPONENTS:
+    if isinstance(component, str) and component in COMPONENTS:
         return f"blocks.{layer}.{COMPONENTS[component]}"
     try:
+        if not isinstance(component, str):
+            raise KeyError(component)
         return act_name(component, layer)
     except KeyError:
-        known = sorted(set(COMPONENTS) | set(_SHORT_NAMES) | set(_ALIASES))
-        raise UnknownHookError(f"component {component!r}",
-                               difflib.get_close_matches(str(component), known, n=3, cutoff=0.5)) from None
+        close = difflib.get_close_matches(str(component), known_components(), n=3, cutoff=0.5)
+        raise UnknownHookError(f"component {component!r}", close + [
+            f"(valid components: {', '.join(known_components())})"]) from None
+
+
+def known_components():
+    """Every friendly component and short name a ``(layer, component)`` address accepts."""
+    return sorted(set(COMPONENTS) | set(_SHORT_NAMES) | set(_ALIASES))
+
+
+def head_components():
+    """The friendly components whose activation has a head axis (every ``attn.hook_*``)."""
+    return [name for name, hook in COMPONENTS.items() if hook.startswith("attn.")]
 
 
 def layer_of(name):

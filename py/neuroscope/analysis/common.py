@@ -10,7 +10,8 @@ list (or int Tensor) of indices selects those entries.
 import sys
 import time
 
-from ..errors import NeuroScopeError
+from ..args import is_integer
+from ..errors import LayerNotFoundError, NeuroScopeError
 from ..tensor import Tensor
 
 
@@ -84,10 +85,10 @@ def final_layer(layer, n_layers, purpose):
     """TransformerLens' convention: None and -1 mean ``n_layers`` (the input to the unembed)."""
     if layer is None or layer == -1:
         return n_layers
-    if not isinstance(layer, int) or not 0 <= layer <= n_layers:
-        raise ValueError(f"{purpose}: layer {layer!r} requested; expected 0-{n_layers} "
-                         f"({n_layers} is the unembed input), -1 or None")
-    return layer
+    if not is_integer(layer) or not 0 <= layer <= n_layers:
+        raise LayerNotFoundError(layer, n_layers, f"0-{n_layers} ({n_layers} is the unembed input), -1 or "
+                                 f"None, for {purpose}")
+    return int(layer)
 
 
 class ProgressBar:

@@ -16,7 +16,8 @@ Shapes: b batch, p positions, m d_mlp.
 
 import heapq
 
-from ..errors import LayerNotFoundError
+from ..args import as_index, as_layer
+from ..errors import InvalidIndexError
 from ..hooks import FunctionHook
 from ..model.transformer import pad_rows
 from .common import decoder
@@ -39,7 +40,7 @@ def top_activating_tokens(model, layer, neuron, texts, k=10, context=8, batch_si
          "activation": float, "left": [str] (up to ``context`` tokens before),
          "right": [str] (up to ``context`` tokens after)}
     """
-    _check_neuron(model, layer, neuron)
+    layer, neuron = _check_neuron(model, layer, neuron)
     for name, value, low in (("k", k, 1), ("context", context, 0), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r}; expected an integer >= {low}")
@@ -78,7 +79,7 @@ def neuron_activations(model, layer, neuron, rows):
 
     Rows of unequal length are right-padded; entries past a row's length are padding.
     """
-    _check_neuron(model, layer, neuron)
+    layer, neuron = _check_neuron(model, layer, neuron)
     captured = {}
 
     def capture(activation, hook):
@@ -97,10 +98,12 @@ def neuron_activations(model, layer, neuron, rows):
 
 def _check_neuron(model, layer, neuron):
     n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
-        raise LayerNotFoundError(layer, n_layers)
-    if isinstance(neuron, bool) or not isinstance(neuron, int) or not 0 <= neuron < d_mlp:
-        raise ValueError(f"neuron {neuron!r} requested, layer {layer}'s MLP has neurons 0-{d_mlp - 1}")
+    layer = as_layer(layer, n_layers)
+    try:
+        neuron = as_index(neuron, "neuron", d_mlp)
+    except InvalidIndexError as error:
+        raise InvalidIndexError(f"{error} (layer {layer}'s MLP has {d_mlp} neurons)") from None
+    return layer, neuron
 
 
 def _text_ids(model, text, index):

@@ -19,6 +19,7 @@ Reference runs are clean (no ablation), so ablations do not feed into each
 other's means or resampled activations. Shapes: v vocabulary.
 """
 
+from ..args import as_index
 from ..hooks import InterventionHook
 from ..interventions import MeanAblation, ResampleAblation, ZeroAblation
 from ..names import act_name
@@ -122,9 +123,7 @@ def _parse(model, index, ablation):
         if getattr(model.cfg, "attn_only", False):
             raise ValueError(f"ablations[{index}]: this model has no MLPs")
         return layer, None, kind
-    head, n_heads = ablation["head"], model.cfg.n_heads
-    if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < n_heads:
-        raise ValueError(f"head {head!r} requested in layer {layer}, model has heads 0-{n_heads - 1}")
+    head = as_index(ablation["head"], f"ablations[{index}] head", model.cfg.n_heads)
     return layer, head, kind
 
 

@@ -8,7 +8,7 @@ plain lists of numbers rounded to ``DIGITS`` significant digits.
 import os
 
 from ..analysis.common import decoder
-from ..errors import LayerNotFoundError
+from ..args import as_layer
 from ..tensor import as_tensor
 
 DIGITS = 5  # significant digits kept in the small tables
@@ -33,9 +33,7 @@ def check_k(k, what="k"):
 
 
 def check_layer(model, layer):
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.cfg.n_layers:
-        raise LayerNotFoundError(layer, model.cfg.n_layers)
-    return layer
+    return as_layer(layer, model.cfg.n_layers)
 
 
 def prompt_tokens(model, prompt, what="prompt"):
