@@ -100,8 +100,7 @@ def test_run_with_hooks_tl_style(model):
 def test_hook_objects(model):
     record = ActivationHook(layer=1, component="residual")
     probe = ProbeHook(layer=2, component="mlp", probe=lambda a: a.norm(-1))
-    zero = InterventionHook(layer=0, component="attention", heads=[1, 3],
-                            action=lambda a: a.zero_heads([1, 3]))
+    zero = InterventionHook(layer=0, component="attention", action=lambda a: a.zero_heads([1, 3]))
     caching = CachingHook([(1, "pattern")])
     for hook in (record, probe, zero, caching):
         model.hook_manager.add_hook(hook)

@@ -18,25 +18,41 @@ context manager that always removes what it added.
 import difflib
 from contextlib import contextmanager
 
+from .args import as_indices, as_layer, is_integer
 from .cache import ActivationCache
-from .errors import LayerNotFoundError, UnknownHookError
-from .interventions import Intervention
-from .names import act_name, component_name
+from .errors import InvalidIndexError, NeuroScopeError, ShapeError, UnknownHookError
+from .interventions import Intervention, as_intervention
+from .names import act_name, component_name, head_components
 from .tensor import Tensor, as_tensor
 
 
 class HookPoint:
-    """An identity on one activation; registered functions may replace it."""
+    """An identity on one activation; registered functions may replace it.
 
-    __slots__ = ("name", "fns")
+    ``axes`` names the activation's axes (``("batch", "pos", "head", "d_head")``
+    for ``hook_z``); ``sizes`` holds the fixed ones as ints (symbolic ones as
+    strings). Each activation handed to a hook carries ``axes`` too, so
+    ``activation.zero_heads([3])`` finds the head axis wherever it sits.
+    """
 
-    def __init__(self, name):
+    __slots__ = ("name", "fns", "axes", "sizes")
+
+    def __init__(self, name, axes=None, sizes=None):
         self.name = name
         self.fns = []  # [(fn, owner)]
+        self.axes = tuple(axes) if axes is not None else None
+        self.sizes = tuple(sizes) if sizes is not None else None
 
     @property
     def layer(self):
         return int(self.name.split(".")[1]) if self.name.startswith("blocks.") else None
+
+    def axis(self, *names):
+        """The index of the first of ``names`` among this point's axes, or None."""
+        for name in names:
+            if self.axes is not None and name in self.axes:
+                return self.axes.index(name)
+        return None
 
     def add(self, fn, owner, prepend=False):
         if prepend:
@@ -48,13 +64,29 @@ class HookPoint:
         self.fns = [(fn, o) for fn, o in self.fns if o is not owner]
 
     def __call__(self, activation):
+        return self.run(activation)[0]
+
+    def run(self, activation):
+        """``(activation, edited)``: the result of every hook, and whether any changed it
+        (a replacement returned, or the activation assigned into in place)."""
         if not self.fns:
-            return activation
-        for fn, _ in tuple(self.fns):
+            return activation, False
+        original, data = activation, activation.data
+        for fn, owner in tuple(self.fns):
+            activation.axes = self.axes
             result = fn(activation, self)
-            if result is not None:
-                activation = result if isinstance(result, Tensor) else as_tensor(result)
-        return activation
+            if result is not None and result is not activation:
+                activation = self._replacement(result, activation, owner)
+        return activation, activation is not original or activation.data is not data
+
+    def _replacement(self, result, activation, owner):
+        if not isinstance(result, Tensor):
+            result = as_tensor(result, dtype=activation.dtype, backend=activation.backend)
+        if tuple(result.shape) != tuple(activation.shape):
+            raise ShapeError(f"{owner!r} at {self.name} returned shape {list(result.shape)}; the "
+                             f"activation there has shape {list(activation.shape)} (a hook may replace "
+                             "an activation, not reshape it)")
+        return result
 
     def __repr__(self):
         return f"HookPoint({self.name!r}, {len(self.fns)} hooks)"
@@ -77,6 +109,8 @@ class _Addressed(Hook):
     def __init__(self, layer=None, component=None, name=None):
         if name is None and (layer is None or component is None):
             raise ValueError("give either name=... or both layer=... and component=...")
+        if is_integer(layer):
+            layer = int(layer)  # numpy integers too; the range is checked when the hook is added
         self.layer, self.component, self.name = layer, component, name
 
     def targets(self):
@@ -103,16 +137,23 @@ class FunctionHook(Hook):
 
 
 class ActivationHook(_Addressed):
-    """Records the activation; an optional ``action(activation)`` may return a replacement."""
+    """Records the activation; an optional ``action(activation)`` runs on it too.
+
+    An observer: the forward is never changed. What the action returns is kept
+    in ``last_result`` (use an ``InterventionHook`` to replace the activation).
+    """
 
     def __init__(self, layer=None, component=None, action=None, name=None):
         super().__init__(layer, component, name)
         self.action = action
         self.last_activation = None
+        self.last_result = None
 
     def __call__(self, activation, hook):
         self.last_activation = activation
-        return self.action(activation) if self.action is not None else None
+        if self.action is not None:
+            self.last_result = self.action(activation)
+        return None
 
     def __repr__(self):
         return f"ActivationHook({self._where()})"
@@ -122,20 +163,23 @@ class InterventionHook(_Addressed):
     """Replaces the activation with ``action(activation)``.
 
     ``action`` is an ``Intervention`` (which serialises) or any callable. With
-    ``heads=[...]`` an Intervention acts on those heads only; a plain callable
-    receives the whole activation, as in ``lambda a: a.zero_heads([3, 7])``.
+    ``heads=[...]`` the action runs on those heads only (the slice along the
+    hook's head axis, which it must return in the same shape) and the other
+    heads keep their values; ``heads`` on a hook without a head axis is refused
+    when the hook is added. A callable without ``heads`` gets the whole
+    activation, as in ``lambda a: a.zero_heads([3, 7])``.
     """
 
     def __init__(self, layer=None, component=None, action=None, heads=None, name=None):
         super().__init__(layer, component, name)
         if action is None:
             raise ValueError("InterventionHook needs an action (an Intervention or a callable)")
-        self.action, self.heads = action, heads
+        self.action = action
+        self._intervention = as_intervention(action)
+        self.heads = as_indices(heads, "heads", None)  # the range is checked when added
 
     def __call__(self, activation, hook):
-        if isinstance(self.action, Intervention):
-            return self.action.intervene(activation, hook, heads=self.heads)
-        return self.action(activation)
+        return self._intervention.intervene(activation, hook, heads=self.heads)
 
     def to_spec(self):
         if not isinstance(self.action, Intervention):
@@ -210,7 +254,7 @@ class HookManager:
             return [name for name in self.hook_points if target(name)]
         if isinstance(target, tuple):
             layer, component = target
-            self._check_layer(layer)
+            layer = self._check_layer(layer)
             return [self._check_name(component_name(layer, component), target)]
         if target in self.hook_points:
             return [target]
@@ -224,14 +268,31 @@ class HookManager:
         return [self._check_name(name, target)]
 
     def _check_layer(self, layer):
-        if not isinstance(layer, int) or not 0 <= layer < self.n_layers:
-            raise LayerNotFoundError(layer, self.n_layers)
+        return as_layer(layer, self.n_layers)
 
     def _check_name(self, name, asked):
         if name not in self.hook_points:
             close = difflib.get_close_matches(str(name), list(self.hook_points), n=3, cutoff=0.5)
             raise UnknownHookError(asked if isinstance(asked, str) else f"{asked} -> {name}", close)
         return name
+
+    def _check_selection(self, hook, intervention, point):
+        """Refuse heads / positions the hook point cannot have, before anything runs."""
+        heads = getattr(hook, "heads", None)
+        if heads is not None:
+            axis = point.axis("head", "kv_head")
+            if axis is None:
+                raise NeuroScopeError(
+                    f"heads={heads} given for {point.name}, whose activation {list(point.axes or ())} has no "
+                    f"head axis; components with heads: {', '.join(head_components())}")
+            _at(point, as_indices, heads, "heads", point.sizes[axis])
+        positions = intervention.positions
+        if positions is not None:
+            n_ctx = getattr(getattr(self.context, "cfg", None), "n_ctx", None)
+            if point.axis("pos") is None:
+                raise NeuroScopeError(f"positions={positions} given for {point.name}, which has no "
+                                      "position axis")
+            _at(point, as_indices, positions, "positions", n_ctx, allow_all=False, negative=True)
 
     def add_hook(self, hook, fn=None, prepend=False):
         """Register a hook object, or a TransformerLens-style ``(name, fn)``; returns the hook."""
@@ -243,8 +304,14 @@ class HookManager:
             return hook
         names = [name for target in hook.targets() for name in self.resolve(target)]
         action = getattr(hook, "action", None)
-        if isinstance(action, Intervention) and self.context is not None:
-            action.prepare(self.context)
+        if isinstance(action, Intervention):
+            for name in names:
+                self._check_selection(hook, action, self.hook_points[name])
+            if self.context is not None:
+                action.prepare(self.context)
+        elif isinstance(hook, InterventionHook):
+            for name in names:
+                self._check_selection(hook, hook._intervention, self.hook_points[name])
         for name in names:
             self.hook_points[name].add(hook, hook, prepend)
         self._hooks[hook] = names
@@ -285,6 +352,14 @@ class HookManager:
 
     def __repr__(self):
         return f"HookManager({len(self._hooks)} hooks on {len(self.hook_points)} hook points)"
+
+
+def _at(point, check, *args, **kwargs):
+    """Run an index check, naming the hook point in its error."""
+    try:
+        return check(*args, **kwargs)
+    except InvalidIndexError as error:
+        raise InvalidIndexError(f"{error} (at {point.name})") from None
 
 
 def _layer_in(name):

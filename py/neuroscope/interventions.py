@@ -8,12 +8,17 @@ browser and travels in share links. A user subclass only needs ``apply``::
         def apply(self, activation):
             return activation.minimum(3.0)
 
-Activations are ``[batch, pos, ...]``; ``heads`` select along the head axis of
-per-head activations (``[batch, pos, head, d_head]``), ``positions`` along pos.
+``heads`` and ``positions`` select along the axes the hook point declares
+(``HookPoint.axes``): the head axis of per-head activations (``"head"``, or
+``"kv_head"`` on the keys and values of grouped-query models) and the ``"pos"``
+axis (the query positions of ``hook_pattern``). A hook without such an axis
+refuses the selection.
 """
 
 import random
 
+from .args import as_indices
+from .errors import NeuroScopeError, ShapeError
 from .tensor import Tensor, as_tensor, full
 
 
@@ -42,21 +47,33 @@ class Intervention:
         """Called once when registered on a model (e.g. to run a source prompt)."""
 
     def intervene(self, activation, hook=None, heads=None):
-        """Apply to the selected heads / positions only, leaving the rest intact."""
+        """Apply to the selected heads / positions only, leaving the rest intact.
+
+        The head and position axes are the hook point's (``hook.axes``; a hook's
+        activation carries them as ``activation.axes``): ``positions`` select query
+        positions on ``hook_pattern`` and sequence positions elsewhere."""
         if heads is None and self.positions is None:
-            return self.apply_at(activation, hook)
+            return _like(self.apply_at(activation, hook), activation, hook, "the activation")
+        axes = getattr(hook, "axes", None) or activation.axes
+        where = getattr(hook, "name", "this activation")
         key = [slice(None)] * activation.ndim
         if self.positions is not None:
-            key[1] = _as_list(self.positions)
+            axis = _axis_of(axes, ("pos",), where, "positions")
+            key[axis] = as_indices(self.positions, "positions", activation.shape[axis], allow_all=False,
+                                   negative=True)
         if heads is not None:
-            key[-2] = _as_list(heads)
+            axis = _axis_of(axes, ("head", "kv_head"), where, "heads")
+            key[axis] = as_indices(heads, "heads", activation.shape[axis])
         key = tuple(key)
+        selected = activation[key]
         out = activation.clone()
-        out[key] = self._apply_selected(activation, key, hook)
+        out[key] = _like(self._apply_selected(activation, key, hook), selected, hook, "the selection")
         return out
 
     def _apply_selected(self, activation, key, hook):
-        return self.apply_at(activation[key], hook)
+        part = activation[key]
+        part.axes = getattr(hook, "axes", None) or activation.axes  # same axes, fewer entries
+        return self.apply_at(part, hook)
 
     def __call__(self, activation, hook=None):
         return self.intervene(activation, hook)
@@ -267,8 +284,54 @@ def _plain(value):
 
 
 def _as_list(value):
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, Tensor):
+    if isinstance(value, Tensor) or hasattr(value, "tolist"):
         return value.tolist()
-    return list(value)
+    if hasattr(value, "__index__") and not isinstance(value, bool):
+        return [int(value)]
+    return [int(v) if hasattr(v, "__index__") else v for v in value]
+
+
+def _axis_of(axes, names, where, what):
+    for name in names:
+        if axes and name in axes:
+            return axes.index(name)
+    if not axes:
+        raise NeuroScopeError(f"{what}= needs to know the activation's axes: apply the intervention at a "
+                              "hook (InterventionHook, or intervene(activation, hook))")
+    raise NeuroScopeError(f"{what}= given for {where}, whose activation {list(axes)} has no "
+                          f"{' or '.join(names)} axis")
+
+
+def _like(result, reference, hook, what):
+    """An intervention's result as a Tensor shaped like ``reference`` (numpy arrays and lists
+    are accepted); a different shape raises ``ShapeError`` naming the hook."""
+    if not isinstance(result, Tensor):
+        result = as_tensor(result, dtype=reference.dtype, backend=reference.backend)
+    if tuple(result.shape) != tuple(reference.shape):
+        where = getattr(hook, "name", "an activation")
+        raise ShapeError(f"the intervention at {where} returned shape {list(result.shape)}; "
+                         f"{what} has shape {list(reference.shape)}")
+    return result
+
+
+class FunctionIntervention(Intervention):
+    """A plain callable ``fn(activation) -> replacement`` as an intervention (it does not serialise)."""
+
+    def __init__(self, fn, positions=None):
+        super().__init__(positions)
+        self.fn = fn
+
+    def apply(self, activation):
+        return self.fn(activation)
+
+    def __repr__(self):
+        return f"FunctionIntervention({getattr(self.fn, '__name__', self.fn)!r})"
+
+
+def as_intervention(action):
+    """An ``Intervention`` as is; a callable wrapped in ``FunctionIntervention``."""
+    if isinstance(action, Intervention):
+        return action
+    if callable(action):
+        return FunctionIntervention(action)
+    raise TypeError(f"an intervention action is an Intervention or a callable, got {action!r}")

@@ -11,7 +11,9 @@ Indexing follows numpy for ints, slices, ``...`` and ``None``; an integer list
 """
 
 import math
+import sys
 
+from .args import as_indices
 from .backends import get_backend
 from .errors import ShapeError
 
@@ -22,12 +24,14 @@ _INT = "int64"
 class Tensor:
     """An n-dimensional array living on a backend (numpy, WebGPU, ...)."""
 
-    __slots__ = ("data", "backend")
+    # ``axes``: the axis names of a hook's activation (set by the hook point), else None.
+    __slots__ = ("data", "backend", "axes")
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to us
 
     def __init__(self, data, backend=None):
         self.data = data
         self.backend = backend if backend is not None else get_backend()
+        self.axes = None
 
     # -- metadata ------------------------------------------------------------
     @property
@@ -56,7 +60,14 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self):
-        return f"Tensor(shape={list(self.shape)}, dtype={self.dtype}, backend={self.backend.name})"
+        head = f"shape={list(self.shape)}, dtype={self.dtype}, backend={self.backend.name}"
+        numpy = sys.modules.get("numpy") if self.backend.name == "numpy" else None
+        if numpy is None:  # device memory: reading it back is the caller's choice
+            return (f"Tensor({head}; values on the device: read them with .tolist(), .item() or "
+                    "await .tolist_async())")
+        values = numpy.array2string(self.numpy(), threshold=64, edgeitems=3, precision=4, separator=", ",
+                                    prefix="Tensor(")
+        return f"Tensor({values}, {head})"
 
     # -- readback ------------------------------------------------------------
     def numpy(self):
@@ -173,7 +184,9 @@ class Tensor:
         return self.astype(_FLOAT)
 
     def clone(self):
-        return _run("cast", self, self.dtype)
+        out = _run("cast", self, self.dtype)
+        out.axes = self.axes
+        return out
 
     # -- matmul and reductions -----------------------------------------------
     def __matmul__(self, other):
@@ -292,27 +305,37 @@ class Tensor:
         value = value.data if isinstance(value, Tensor) else value
         self.data = self.backend.dispatch("set_slice", self.data, key, value)
 
-    def zero_heads(self, heads, axis=-2):
-        """A copy with the given heads zeroed; heads sit on ``axis`` (``[..., head, d_head]``)."""
-        axis = _axis(axis, self.ndim)
-        heads = [heads] if isinstance(heads, int) else list(heads)
-        bad = [h for h in heads if not -self.shape[axis] <= h < self.shape[axis]]
-        if bad:
-            raise ShapeError(f"heads {bad} requested, activation has heads 0-{self.shape[axis] - 1}")
-        key = [slice(None)] * self.ndim
-        key[axis] = heads
+    def zero_heads(self, heads, axis=None):
+        """A copy with the given heads zeroed. The head axis is the activation's own
+        (``"head"`` / ``"kv_head"`` in ``axes``, as every hook's activation has), or ``axis``."""
+        key = self._head_key(heads, axis)
         out = self.clone()
-        out[tuple(key)] = 0.0
+        out[key] = 0.0
         return out
 
-    def scale_heads(self, heads, factor, axis=-2):
-        """A copy with the given heads multiplied by ``factor``."""
-        axis = _axis(axis, self.ndim)
-        key = [slice(None)] * self.ndim
-        key[axis] = [heads] if isinstance(heads, int) else list(heads)
+    def scale_heads(self, heads, factor, axis=None):
+        """A copy with the given heads multiplied by ``factor`` (head axis as in ``zero_heads``)."""
+        key = self._head_key(heads, axis)
         out = self.clone()
-        out[tuple(key)] = self[tuple(key)] * factor
+        out[key] = self[key] * factor
         return out
+
+    def _head_key(self, heads, axis):
+        if axis is None:
+            names = self.axes or ()
+            found = [i for i, name in enumerate(names) if name in ("head", "kv_head")]
+            if not found:
+                raise ShapeError(
+                    f"this tensor's axes are {list(names)}, with no head axis; pass axis= (the index of "
+                    "the head axis)" if names else
+                    "this tensor does not say which axis holds heads (only a hook's activation does); "
+                    "pass axis= (e.g. axis=2 for [batch, pos, head, d_head])")
+            axis = found[0]
+        axis = _axis(axis, self.ndim)
+        selected = as_indices(heads, "heads", self.shape[axis], allow_all=False)
+        key = [slice(None)] * self.ndim
+        key[axis] = selected
+        return tuple(key)
 
 
 _ITEMSIZE = {"float32": 4, "float16": 2, "float64": 8, "int64": 8, "int32": 4, "uint8": 1, "bool": 1}

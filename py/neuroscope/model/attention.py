@@ -2,14 +2,18 @@
 
 Shapes (letters as in ``components.py``): q ``[b, p, h, e]``, k/v ``[b, k, g, e]``,
 scores and pattern ``[b, h, p, k]``, z ``[b, p, h, e]``. The fused ``attention``
-op runs unless a hook needs the scores or the pattern, in which case the same
-math is spelled out so the hooks can see (and edit) them.
+op gives z. A hook on the scores or the pattern gets them spelled out; z comes
+from them only when a hook edited one, so observing never changes the numbers.
 """
 
 from ..tensor import arange, cat, run_op, where
 from .components import Rotary, linear
 
 _NEG_INF = float("-inf")
+_Q_AXES = ("batch", "pos", "head", "d_head")
+_KV_AXES = ("batch", "pos", "kv_head", "d_head")
+_PATTERN_AXES = ("batch", "head", "pos", "key_pos")
+_RESULT_AXES = ("batch", "pos", "head", "d_model")
 
 
 class Attention:
@@ -23,16 +27,17 @@ class Attention:
         self.rotary = rotary
         self.rotary_dim = cfg.rotary_dim
         h, g, e = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
-        self.hook_q = hooks.add(prefix + "hook_q", ("batch", "pos", h, e))
-        self.hook_k = hooks.add(prefix + "hook_k", ("batch", "pos", g, e))
-        self.hook_v = hooks.add(prefix + "hook_v", ("batch", "pos", g, e))
+        self.hook_q = hooks.add(prefix + "hook_q", ("batch", "pos", h, e), _Q_AXES)
+        self.hook_k = hooks.add(prefix + "hook_k", ("batch", "pos", g, e), _KV_AXES)
+        self.hook_v = hooks.add(prefix + "hook_v", ("batch", "pos", g, e), _KV_AXES)
         if rotary is not None:
-            self.hook_rot_q = hooks.add(prefix + "hook_rot_q", ("batch", "pos", h, e))
-            self.hook_rot_k = hooks.add(prefix + "hook_rot_k", ("batch", "pos", g, e))
-        self.hook_attn_scores = hooks.add(prefix + "hook_attn_scores", ("batch", h, "pos", "key_pos"))
-        self.hook_pattern = hooks.add(prefix + "hook_pattern", ("batch", h, "pos", "key_pos"))
-        self.hook_z = hooks.add(prefix + "hook_z", ("batch", "pos", h, e))
-        self.hook_result = (hooks.add(prefix + "hook_result", ("batch", "pos", h, cfg.d_model))
+            self.hook_rot_q = hooks.add(prefix + "hook_rot_q", ("batch", "pos", h, e), _Q_AXES)
+            self.hook_rot_k = hooks.add(prefix + "hook_rot_k", ("batch", "pos", g, e), _KV_AXES)
+        square = ("batch", h, "pos", "key_pos")
+        self.hook_attn_scores = hooks.add(prefix + "hook_attn_scores", square, _PATTERN_AXES)
+        self.hook_pattern = hooks.add(prefix + "hook_pattern", square, _PATTERN_AXES)
+        self.hook_z = hooks.add(prefix + "hook_z", ("batch", "pos", h, e), _Q_AXES)
+        self.hook_result = (hooks.add(prefix + "hook_result", ("batch", "pos", h, cfg.d_model), _RESULT_AXES)
                             if cfg.use_attn_result else None)
 
     def forward(self, x, mask, positions, past=None):
@@ -49,9 +54,10 @@ class Attention:
             k = self.hook_rot_k(Rotary.apply(k, cos, sin, self.rotary_dim))
         if past is not None:
             k, v = cat([past[0], k], axis=1), cat([past[1], v], axis=1)
+        z = None
         if self.hook_attn_scores.fns or self.hook_pattern.fns:
             z = self._explicit(q, k, v, mask)
-        else:
+        if z is None:
             z, _ = _attention(q, k, v, mask, self.scale)
         z = self.hook_z(z)  # [b, p, h, e]
         if self.hook_result is not None:
@@ -74,8 +80,10 @@ class Attention:
             v = v.unsqueeze(3).broadcast_to(b, k_len, g, h // g, e).reshape(b, k_len, h, e)
         scores = (q.permute(0, 2, 1, 3) @ k.permute(0, 2, 3, 1)) * self.scale  # [b, h, p, k]
         allowed = mask.unsqueeze(1) if mask is not None else causal_mask(p, k_len, q)
-        scores = self.hook_attn_scores(where(allowed, scores, _NEG_INF))
-        pattern = self.hook_pattern(scores.softmax(-1))
+        scores, edited_scores = self.hook_attn_scores.run(where(allowed, scores, _NEG_INF))
+        pattern, edited_pattern = self.hook_pattern.run(scores.softmax(-1))
+        if not (edited_scores or edited_pattern):
+            return None  # only observed: the fused op gives z, as with no hooks
         return (pattern @ v.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # [b, p, h, e]
 
     # -- TransformerLens-shaped views of the weights ---------------------------

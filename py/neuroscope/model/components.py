@@ -17,14 +17,21 @@ from ..tensor import Tensor, matmul, run_op
 
 
 class HookRegistry(dict):
-    """name -> HookPoint, with the symbolic shape of each activation."""
+    """name -> HookPoint, with the symbolic shape of each activation.
+
+    Each point also declares the names of its axes (``HookPoint.axes``), which is
+    how interventions find the head and position axes: ``("batch", "pos",
+    "features")`` unless given, ``"head"`` / ``"kv_head"`` on per-head activations.
+    """
 
     def __init__(self):
         super().__init__()
         self.shapes = {}
 
-    def add(self, name, shape):
-        point = HookPoint(name)
+    def add(self, name, shape, axes=("batch", "pos", "features")):
+        if len(axes) != len(shape):
+            raise ValueError(f"hook point {name}: axes {axes} do not match shape {shape}")
+        point = HookPoint(name, axes, sizes=shape)
         self[name] = point
         self.shapes[name] = shape
         return point
@@ -69,10 +76,11 @@ class LayerNorm:
 
     def forward(self, x):
         if not self.hook_scale.fns:
-            out = _layer_norm(x, self.w, self.b, self.eps)
-            return self.hook_normalized(out)
+            return self.hook_normalized(_layer_norm(x, self.w, self.b, self.eps))
         centered = x - x.mean(-1, keepdims=True)
-        scale = self.hook_scale((centered.square().mean(-1, keepdims=True) + self.eps).sqrt())
+        scale, edited = self.hook_scale.run((centered.square().mean(-1, keepdims=True) + self.eps).sqrt())
+        if not edited:  # only observed: the fused op, as with no hooks
+            return self.hook_normalized(_layer_norm(x, self.w, self.b, self.eps))
         out = centered / scale  # [b, p, d]
         if self.w is not None:
             out = out * self.w
@@ -93,8 +101,10 @@ class RMSNorm:
     def forward(self, x):
         if not (self.hook_scale.fns or self.hook_normalized.fns):
             return _run_norm("rms_norm", x, self.w, self.eps)
-        scale = self.hook_scale((x.square().mean(-1, keepdims=True) + self.eps).sqrt())
-        out = self.hook_normalized(x / scale)
+        scale, edited_scale = self.hook_scale.run((x.square().mean(-1, keepdims=True) + self.eps).sqrt())
+        out, edited_out = self.hook_normalized.run(x / scale)
+        if not (edited_scale or edited_out):  # only observed: the fused op, as with no hooks
+            return _run_norm("rms_norm", x, self.w, self.eps)
         return out * self.w if self.w is not None else out
 
 

@@ -12,14 +12,19 @@ from ..tensor import Tensor
 
 def generate(model, prompt, max_tokens=20, temperature=0.0, top_k=None, seed=None,
              stop_at_eos=True, prepend_bos=None):
-    """Text in -> text out (prompt + continuation); token ids in -> token ids out."""
+    """Text in -> text out (prompt + continuation); token ids in -> token ids out.
+
+    Text comes back without the BOS token ``to_tokens`` prepended, as in TransformerLens."""
     if max_tokens < 0:
         raise ValueError(f"max_tokens={max_tokens}; expected a count >= 0")
     if temperature < 0:
         raise ValueError(f"temperature={temperature}; expected >= 0 (0 means greedy)")
     as_text = isinstance(prompt, str)
+    added_bos = 0
     if as_text:
         ids = model.to_tokens(prompt, prepend_bos=prepend_bos).tolist()[0]
+        own = model.tokenizer.encode(prompt)
+        added_bos = int(len(ids) == len(own) + 1 and ids[0] == model.cfg.bos_token_id)
     else:
         ids = prompt.tolist() if isinstance(prompt, Tensor) or hasattr(prompt, "tolist") else list(prompt)
         if ids and isinstance(ids[0], list):
@@ -40,7 +45,7 @@ def generate(model, prompt, max_tokens=20, temperature=0.0, top_k=None, seed=Non
             break
         step_input = [[token]]
     if as_text:
-        return model.to_string(out)
+        return model.to_string(out[added_bos:])
     return out
 
 

@@ -7,9 +7,10 @@ References: TransformerLens' ``HookedTransformer`` (names, conventions),
 Hugging Face transformers (numerics), nanoGPT (structure).
 """
 
+from ..args import as_layer, is_integer
 from ..backends import get_backend
 from ..cache import ActivationCache
-from ..errors import InvalidTokenError, LayerNotFoundError
+from ..errors import InvalidTokenError
 from ..hooks import CachingHook, HookManager
 from ..names import component_name
 from ..tensor import Tensor, arange, as_tensor, matmul
@@ -97,6 +98,16 @@ class TransformerModel:
         """Token ids ``[batch, pos]`` (GPT-2 style models get BOS prepended, as in TransformerLens)."""
         return self.tokenize(text, prepend_bos, padding_side)[0]
 
+    def to_single_token(self, string):
+        """The id of ``string`` when it is exactly one token (no BOS), as in TransformerLens."""
+        if not isinstance(string, str):
+            raise TypeError(f"to_single_token takes a string, got {string!r}")
+        ids = self._need_tokenizer().encode(string)
+        if len(ids) != 1:
+            pieces = [self.tokenizer.decode([i]) for i in ids]
+            raise InvalidTokenError(f"{string!r} is {len(ids)} tokens {pieces}, not one")
+        return ids[0]
+
     def to_string(self, tokens):
         tokens = _host_tokens(tokens)
         if tokens and isinstance(tokens[0], list):
@@ -121,6 +132,9 @@ class TransformerModel:
             if attention_mask is None and not _all_ones(mask):
                 attention_mask = mask
         host_ids = _flat_ids(tokens) if isinstance(tokens, (list, tuple)) else None
+        kind = str(getattr(tokens, "dtype", "int"))
+        if "int" not in kind:
+            raise InvalidTokenError(f"token ids must be integers; got an array of dtype {kind}")
         tokens = as_tensor(tokens, dtype="int64", backend=self.backend)
         if tokens.ndim == 1:
             tokens = tokens.unsqueeze(0)
@@ -224,9 +238,7 @@ class TransformerModel:
     def run_with_caching(self, tokens, layers=None, components=("residual", "attention", "mlp"), **kwargs):
         """An ``ActivationCache`` of the given components at the given layers (all layers by default)."""
         layers = range(self.cfg.n_layers) if layers is None else layers
-        for layer in layers:
-            if not isinstance(layer, int) or not 0 <= layer < self.cfg.n_layers:
-                raise LayerNotFoundError(layer, self.cfg.n_layers)
+        layers = [as_layer(layer, self.cfg.n_layers) for layer in layers]
         names = [component_name(layer, c) for layer in layers for c in components]
         return self.run_with_cache(tokens, names_filter=names, **kwargs)[1]
 
@@ -304,7 +316,11 @@ def _host_tokens(tokens):
 
 def _flat_ids(tokens):
     rows = tokens if tokens and isinstance(tokens[0], (list, tuple)) else [tokens]
-    return [int(t) for row in rows for t in row] or [0]
+    ids = [t for row in rows for t in row]
+    for t in ids:
+        if not is_integer(t):
+            raise InvalidTokenError(f"token id {t!r} (a {type(t).__name__}) is not an integer id")
+    return [int(t) for t in ids] or [0]
 
 
 def _all_ones(mask):
