@@ -28,6 +28,7 @@ from neuroscope.analysis import (
     InductionScore,
     PreviousTokenScore,
 )
+from neuroscope.errors import InvalidIndexError, LayerNotFoundError
 from reference_models import load_hf
 
 CONFIG = dict(model_type="gpt2", vocab_size=40, n_positions=32, n_embd=16, n_layer=3, n_head=4)
@@ -134,9 +135,9 @@ def test_custom_metric_plugs_in(model):
 
 def test_bad_arguments_are_named(model):
     analyzer = AttentionAnalyzer(model)
-    with pytest.raises(ValueError, match="layer 5 requested, model has layers 0-2"):
+    with pytest.raises(LayerNotFoundError, match="layer 5 requested, model has layers 0-2"):
         analyzer.analyze_tokens([[1, 2, 3]], layers=[5])
-    with pytest.raises(ValueError, match=r"heads \[4\] requested"):
+    with pytest.raises(InvalidIndexError, match="head 4 requested; expected an integer in 0-3"):
         analyzer.analyze_tokens([[1, 2, 3]], heads=[4])
     with pytest.raises(TypeError, match="not an AttentionMetric"):
         AttentionAnalyzer(model, metrics=[lambda pattern, tokens: None])

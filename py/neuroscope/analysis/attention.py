@@ -24,7 +24,8 @@ Tokens are ``[b, p]`` without padding.
 
 import random
 
-from ..tensor import arange, as_tensor, cat, full, stack, zeros
+from ..args import as_indices, as_layer, is_integer
+from ..tensor import Tensor, arange, as_tensor, cat, full, stack, zeros
 
 
 class AttentionMetric:
@@ -277,25 +278,19 @@ class AttentionAnalyzer:
         n_layers = self.model.cfg.n_layers
         if layers is None:
             layers = list(range(n_layers))
-        layers = [layers] if isinstance(layers, int) else list(layers)
-        for layer in layers:
-            if not isinstance(layer, int) or not -n_layers <= layer < n_layers:
-                raise ValueError(f"layer {layer!r} requested, model has layers 0-{n_layers - 1}")
-        return [layer % n_layers for layer in layers]
+        layers = [layers] if is_integer(layers) or isinstance(layers, str) else list(layers)
+        return [as_layer(layer, n_layers, negative=True) % n_layers for layer in layers]
 
     def _heads(self, heads):
         n_heads = self.model.cfg.n_heads
-        if heads == "all" or heads is None:
-            return list(range(n_heads))
-        heads = [heads] if isinstance(heads, int) else list(heads)
-        bad = [head for head in heads if not isinstance(head, int) or not 0 <= head < n_heads]
-        if bad:
-            raise ValueError(f"heads {bad} requested, model has heads 0-{n_heads - 1} (or 'all')")
-        return heads
+        heads = as_indices(heads, "heads", n_heads)
+        return list(range(n_heads)) if heads is None else heads
 
 
 def _per_head(metric, pattern, tokens, n_heads):
     scores = metric.compute(pattern, tokens)
+    if not isinstance(scores, Tensor):  # numpy arrays and lists are fine too
+        scores = as_tensor(scores, dtype="float32", backend=pattern.backend)
     if tuple(scores.shape) != (n_heads,):
         raise ValueError(f"{metric!r}.compute returned shape {list(scores.shape)}; expected [{n_heads}] "
                          "(one score per head)")
