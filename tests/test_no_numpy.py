@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     import neuroscope
     from neuroscope import ModelConfig, ZeroAblation, Intervention, UnknownHookError
     from neuroscope.hooks import HookManager, HookPoint, FunctionHook
-    from neuroscope.model.safetensors import SafetensorsFile, save_bytes
+    from neuroscope.safetensors_format import SafetensorsFile, save_bytes
     import struct
 
     cfg = ModelConfig.from_hf({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from neuroscope.errors import ModelFormatError
-from neuroscope.model.safetensors import (
+from neuroscope.safetensors_format import (
     DTYPE_SIZES,
     SafetensorsFile,
     ShardedSafetensors,
@@ -196,7 +196,7 @@ def test_raw_is_zero_copy_and_close_with_live_views(tmp_path):
 
 
 def test_open_without_mmap_reads_whole_file(tmp_path, monkeypatch):
-    from neuroscope.model import safetensors as module
+    from neuroscope import safetensors_format as module
 
     path = tmp_path / "plain.safetensors"
     save_file({"a": ("F32", (2,), _f32(1, 2))}, path)

@@ -35,6 +35,8 @@ import uuid
 import weakref
 
 from .errors import StorageKeyError, StorageQuotaError
+from .host_safetensors import HostSafetensors
+from .safetensors_format import SafetensorsFile, layout
 
 SUFFIX = ".safetensors"
 
@@ -54,8 +56,7 @@ class FolderStorage:
         return os.path.join(self.root, urllib.parse.quote(key, safe="") + SUFFIX)
 
     def write(self, key, tensors, metadata=None):
-        from .model.safetensors import _layout
-        header, views = _layout(tensors, metadata)
+        header, views = layout(tensors, metadata)
         needed = len(header) + sum(view.nbytes for view in views)
         path = self._path(key)
         if self.quota is not None:
@@ -77,7 +78,6 @@ class FolderStorage:
         return needed
 
     def open(self, key):
-        from .model.safetensors import SafetensorsFile
         path = self._path(key)
         if not os.path.exists(path):
             raise StorageKeyError(key, self.root, self.keys())
@@ -151,8 +151,7 @@ class IndexedDBStorage:
         """The entry's bytes as a JS array of borrowed Python buffers (header, then tensors)."""
         from pyodide.ffi import create_proxy, to_js
 
-        from .model.safetensors import _layout
-        header, views = _layout(tensors, metadata)
+        header, views = layout(tensors, metadata)
         proxies = [create_proxy(memoryview(header))] + [create_proxy(view) for view in views]
         return _Chunks(to_js(proxies), proxies)
 
@@ -166,7 +165,6 @@ class IndexedDBStorage:
 
     def _reader(self, key, data, keys):
         from .backends.host_buffer import HostBuffer
-        from .model.host_safetensors import HostSafetensors
         if keys is not None:
             raise StorageKeyError(key, f"IndexedDB ({self.prefix!r})", keys)
         return HostSafetensors(HostBuffer(data, f"indexeddb:{self.prefix}{key}"))

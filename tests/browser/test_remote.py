@@ -13,7 +13,7 @@ import pytest
 
 from neuroscope import ModelFormatError, TransformerModel
 from neuroscope.model.remote import FolderOpener, UrlOpener
-from neuroscope.model.safetensors import SafetensorsFile, save_file
+from neuroscope.safetensors_format import SafetensorsFile, save_file
 
 
 @pytest.fixture(scope="module")

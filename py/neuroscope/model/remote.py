@@ -28,10 +28,10 @@ import urllib.request
 
 from ..backends.host_buffer import HostBuffer
 from ..errors import ModelFormatError
+from ..host_safetensors import HostSafetensors
+from ..safetensors_format import SafetensorsFile, ShardedSafetensors
 from ..tokenizer import Tokenizer
 from .config import ModelConfig
-from .host_safetensors import HostSafetensors
-from .safetensors import SafetensorsFile, ShardedSafetensors
 
 CONFIG, SINGLE, INDEX, TOKENIZER = ("config.json", "model.safetensors", "model.safetensors.index.json",
                                     "tokenizer.json")

@@ -1,27 +1,27 @@
 """A safetensors reader over bytes that JavaScript holds (``HostBuffer``).
 
 Only the header crosses into Python (8 bytes of length, then the JSON); it is validated
-by the same ``_parse_header`` as every other file, so a bad download fails with the same
+by the same ``parse_header`` as every other file, so a bad download fails with the same
 ``ModelFormatError``. ``raw(name)`` is a ``HostRange`` that the JS backend uploads from
 the JS array directly: loading a model holds the file once, in JS, plus device buffers.
 """
 
-from .safetensors import _missing_tensor, _parse_header, _TensorReader
+from .safetensors_format import TensorReader, missing_tensor, parse_header
 
 
-class HostSafetensors(_TensorReader):
+class HostSafetensors(TensorReader):
     """A validated safetensors file held by JS; tensors are read lazily by range."""
 
     def __init__(self, buffer, name=None):
         self.name = name or buffer.name
         self._buffer = buffer
-        self.metadata, self._index = _parse_header(buffer, self.name)
+        self.metadata, self._index = parse_header(buffer, self.name)
 
     def info(self, name):
         try:
             return self._index[name]
         except KeyError:
-            raise _missing_tensor(self.name, name, self._index) from None
+            raise missing_tensor(self.name, name, self._index) from None
 
     def raw(self, name):
         info = self.info(name)

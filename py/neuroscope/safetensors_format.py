@@ -28,7 +28,7 @@ import struct
 import sys
 from dataclasses import dataclass
 
-from ..errors import ModelFormatError
+from .errors import ModelFormatError
 
 try:
     import mmap
@@ -110,7 +110,7 @@ def _nest(values, shape):
     return [_nest(values[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-class _TensorReader:
+class TensorReader:
     """Names and decoding shared by single files and sharded checkpoints.
 
     Subclasses set ``name`` and ``_index`` (a dict keyed by tensor name) and
@@ -160,14 +160,14 @@ class _TensorReader:
         self.close()
 
 
-def _missing_tensor(file_name, name, keys):
+def missing_tensor(file_name, name, keys):
     keys = list(keys)
     nearest = difflib.get_close_matches(name, keys, n=5, cutoff=0.5) or keys[:5]
     return ModelFormatError(f"{file_name}: no tensor named {name!r}; it has {len(keys)} tensors, "
                             f"nearest: {', '.join(nearest) or 'none'}")
 
 
-class SafetensorsFile(_TensorReader):
+class SafetensorsFile(TensorReader):
     """A validated safetensors file or buffer, read lazily and zero-copy."""
 
     def __init__(self, buffer, name, closer=None):
@@ -175,7 +175,7 @@ class SafetensorsFile(_TensorReader):
         self._view = memoryview(buffer).cast("B")
         self._closer = closer
         try:
-            self.metadata, self._index = _parse_header(self._view, name)
+            self.metadata, self._index = parse_header(self._view, name)
         except Exception:
             self.close()  # unmap now: the traceback would keep the map alive
             raise
@@ -203,7 +203,7 @@ class SafetensorsFile(_TensorReader):
         try:
             return self._index[name]
         except KeyError:
-            raise _missing_tensor(self.name, name, self._index) from None
+            raise missing_tensor(self.name, name, self._index) from None
 
     def raw(self, name):
         """The tensor's bytes as a read-only memoryview into the file."""
@@ -225,7 +225,7 @@ class SafetensorsFile(_TensorReader):
             self._closer = None
 
 
-def _parse_header(view, name):
+def parse_header(view, name):
     """Validate the whole layout; return (metadata, {tensor: TensorInfo})."""
     size = len(view)
     if size < 8:
@@ -321,7 +321,7 @@ def _parse_entry(name, tensor, entry, data_start, data_size):
     return TensorInfo(tensor, dtype, tuple(shape), data_start + begin, data_start + end)
 
 
-class ShardedSafetensors(_TensorReader):
+class ShardedSafetensors(TensorReader):
     """A checkpoint split over shards by ``model.safetensors.index.json``."""
 
     def __init__(self, weight_map, shard_dir, name, metadata=None):
@@ -359,7 +359,7 @@ class ShardedSafetensors(_TensorReader):
         try:
             shard = self.weight_map[name]
         except KeyError:
-            raise _missing_tensor(self.name, name, self.weight_map) from None
+            raise missing_tensor(self.name, name, self.weight_map) from None
         if shard not in self._shards:
             self._shards[shard] = SafetensorsFile.open(os.path.join(self._shard_dir, shard))
         opened = self._shards[shard]
@@ -380,7 +380,7 @@ class ShardedSafetensors(_TensorReader):
         self._shards.clear()
 
 
-def _layout(tensors, metadata):
+def layout(tensors, metadata):
     """Validate ``tensors`` and return (header bytes, data views in order)."""
     if metadata is not None:
         _check_metadata("save_file", metadata)
@@ -411,13 +411,13 @@ def _layout(tensors, metadata):
 
 def save_bytes(tensors, metadata=None):
     """Serialize ``{name: (dtype, shape, little-endian bytes)}`` to bytes."""
-    header, views = _layout(tensors, metadata)
+    header, views = layout(tensors, metadata)
     return header + b"".join(views)
 
 
 def save_file(tensors, path, metadata=None):
     """Write ``{name: (dtype, shape, little-endian bytes)}`` to ``path``."""
-    header, views = _layout(tensors, metadata)
+    header, views = layout(tensors, metadata)
     with open(os.fspath(path), "wb") as handle:
         handle.write(header)
         handle.writelines(views)
