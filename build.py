@@ -132,6 +132,7 @@ def command_build(out=None):
                 "__pycache__", "*.pyc", ".*"))
         else:
             os.makedirs(os.path.join(out, folder))
+    _write_op_table(out)
     versions = {}
     for folder, names in NODE_FILES.items():
         target = os.path.join(out, "node_modules", folder)
@@ -156,6 +157,16 @@ def command_build(out=None):
         json.dump({"versions": versions, "package": "py/neuroscope.zip"}, handle, indent=1)
     _write_service_worker(out)
     return out
+
+
+def _write_op_table(out):
+    """dist/worker/backends/op_table.js, the op table as JSON for the kernel bridge, written
+    from the package being shipped (py/neuroscope/backends/ops.py) rather than copied."""
+    path = os.pathsep.join(p for p in (os.path.join(ROOT, "py"), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path)
+    module = subprocess.check_output([sys.executable, "-m", "neuroscope.backends"], env=env, cwd=ROOT)
+    with open(os.path.join(out, "worker", "backends", "op_table.js"), "wb") as handle:
+        handle.write(module)
 
 
 def _clear_site(out):

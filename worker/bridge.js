@@ -11,29 +11,34 @@
 //                             the same, from bytes[begin:end] of a Uint8Array that JS already
 //                             holds (a downloaded weights file, a stored entry), so a file
 //                             is never copied into Python (py/neuroscope/backends/host_buffer.py)
-//   run(messageJson)          message = {op, out: [[id, shape, dtype], ...], args, attrs, free}
+//   run(messageJson)          message = {op, out: [[id, shape, dtype], ...], params, free}
 //   read(id) -> Promise<Float32Array | Int32Array | Uint8Array>
 //
-// Args: {"t": id} is a tensor, numbers are scalars, {"f": "inf"|"-inf"|"nan"} a
+// Ops, their parameters (names, order, defaults) and outputs are the op table,
+// OP_TABLE in backends/op_table.js, generated from py/neuroscope/backends/ops.py: its
+// primitive ops, whose meaning is exactly py/neuroscope/backends/numpy_backend.py (the
+// reference), and its allocators full(value) and arange(start). `params` names every
+// parameter ({name: value}); a missing one takes the table's default.
+// Values: {"t": id} is a tensor, numbers are scalars, {"f": "inf"|"-inf"|"nan"} a
 // non-finite float, lists are lists (concat's tensors, reduce's axes, reshape's shape).
-// Slice keys (ops slice / set_slice): a list with one entry per leading axis:
+// Slice keys (parameters of kind "key"): a list with one entry per leading axis:
 // an int (select, axis dropped), {"s": [start, stop, step]} (already normalised by
 // Python's slice.indices) or {"i": [indices]} (non-negative).
-//
-// Ops and their meaning are exactly py/neuroscope/backends/numpy_backend.py (the
-// reference), plus two allocators: full(attrs.value) and arange(attrs.start).
 // Device dtypes: float32 -> Float32Array, int64/int32 -> Int32Array, bool -> Uint8Array.
 //
 // A kernel backend is a class with:
 //   static async create(options) -> backend
 //   name, isFallbackAdapter (true for software GPUs)
 //   upload(id, shape, dtype, data)   data: a TypedArray of the device dtype (copied by the callee)
-//   run(op, outs, args, attrs)       outs: [{id, shape, dtype}], args/attrs decoded (see decode())
+//   run(op, outs, params)            outs: [{id, shape, dtype}]; params: every parameter of
+//                                    the op by its table name, decoded (see decode())
 //   read(id) -> Promise<TypedArray>
 //   free(id)
-// decode() turns {"t": id} into {tensor: id}, {"f": ...} into a JS number, so a
-// backend only looks at plain values.
+// and exports OPS, its kernels by op name: one for every op of the table
+// (tests/test_op_table.py checks). decode() turns {"t": id} into {tensor: id},
+// {"f": ...} into a JS number, so a backend only looks at plain values.
 
+import { OP_TABLE } from "./backends/op_table.js";
 import { decodeSource } from "./dtypes.js";
 
 export class KernelBridge {
@@ -75,7 +80,7 @@ export class KernelBridge {
     const message = JSON.parse(messageJson);
     this._free(message.free);
     const outs = message.out.map(([id, shape, dtype]) => ({ id, shape, dtype }));
-    this.backend.run(message.op, outs, message.args.map(decode), decodeAttrs(message.attrs));
+    this.backend.run(message.op, outs, bindParams(message.op, message.params));
   }
 
   read(id) {
@@ -97,8 +102,22 @@ export function decode(value) {
   return value; // slice key entries {"s": ...} / {"i": ...}
 }
 
-function decodeAttrs(attrs) {
+// Every parameter of `op` by its table name, decoded, defaults filled in.
+export function bindParams(op, params = {}) {
+  const table = Object.hasOwn(OP_TABLE.primitive, op) ? OP_TABLE.primitive : OP_TABLE.allocators;
+  const spec = Object.hasOwn(table, op) ? table[op] : null;
+  if (!spec) {
+    const known = [...Object.keys(OP_TABLE.primitive), ...Object.keys(OP_TABLE.allocators)];
+    throw new Error(`unknown op ${op}; expected one of ${known.join(", ")}`);
+  }
+  const names = spec.params.map((p) => p.name);
+  const extra = Object.keys(params).filter((name) => !names.includes(name));
+  if (extra.length) throw new Error(`op ${op} has no parameter ${extra.join(", ")}; its parameters: ${names.join(", ")}`);
   const out = {};
-  for (const [key, value] of Object.entries(attrs || {})) out[key] = decode(value);
+  for (const param of spec.params) {
+    if (param.name in params) out[param.name] = decode(params[param.name]);
+    else if ("default" in param) out[param.name] = param.default;
+    else throw new Error(`op ${op} is missing parameter ${param.name}; its parameters: ${names.join(", ")}`);
+  }
   return out;
 }

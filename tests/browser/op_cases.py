@@ -3,13 +3,15 @@
 A case is ``(name, op, args, attrs, tolerance)`` where args are numpy arrays
 (uploaded as tensors), Python scalars, lists of arrays (concat) or slice keys.
 ``run_case(backend, case)`` runs it on any backend and returns its outputs.
+Every op of the op table (``backends/ops.py``), and every choice of its ``op``
+parameters, has cases here (``tests/test_op_table.py`` checks).
 """
 
 import math
 
 import numpy as np
 
-from neuroscope.backends.base import BINARY_OPS, UNARY_OPS
+from neuroscope.backends.ops import BINARY_OPS, PRIMITIVE_OPS, REDUCE_OPS, UNARY_OPS
 
 ELEMENTWISE, MATMUL = 1e-5, 1e-4
 AWKWARD = [(1,), (7,), (3, 129), (2, 5, 33)]
@@ -41,7 +43,7 @@ def cases(seed=0):
         x = _rand(rng, shape)
         out.append((f"where_{tag}", "where", [x > 0, x, -math.inf], {}, ELEMENTWISE))
         axis = len(shape) - 1
-        for op in ("sum", "mean", "max", "min", "var"):
+        for op in REDUCE_OPS:
             out.append((f"reduce_{op}_{tag}", "reduce", [op, x, (axis,), True], {}, MATMUL))
             out.append((f"reduce_{op}_all_{tag}", "reduce", [op, x, tuple(range(len(shape))), False], {}, MATMUL))
         out.append((f"softmax_{tag}", "softmax", [x, axis], {}, MATMUL))
@@ -110,10 +112,15 @@ def _upload(backend, value):
     return value
 
 
-def run_case(backend, case):
-    """Outputs (handles) of one case on ``backend``."""
+def run_case(backend, case, by_name=False):
+    """Outputs (handles) of one case on ``backend``; ``by_name`` passes every argument
+    by keyword (the op table's parameter names) instead of by position."""
     _, op, args, attrs, _ = case
     if op in ("full", "arange"):
         return [getattr(backend, op)(*args)]
-    result = backend.dispatch(op, *[_upload(backend, a) for a in args], **attrs)
+    args = [_upload(backend, a) for a in args]
+    if by_name:
+        result = backend.dispatch(op, **dict(zip(PRIMITIVE_OPS[op].names, args)), **attrs)
+    else:
+        result = backend.dispatch(op, *args, **attrs)
     return [r for r in (result if isinstance(result, tuple) else (result,)) if r is not None]

@@ -40,8 +40,9 @@ def test_every_op_matches_numpy(page, repo_server, recording, backend):
                 failures.append(f"{name}: {got.size} values, expected {want.size}")
                 continue
             finite = np.isfinite(want)
-            if not np.array_equal(np.isfinite(got), finite) or not np.array_equal(
-                    got[~finite], want[~finite]) and not np.all(np.isnan(want[~finite])):
+            # Non-finite entries match exactly: NaN where numpy has NaN, +-inf where it has +-inf.
+            if not np.array_equal(got[~finite], want[~finite], equal_nan=True) or not np.isfinite(
+                    got[finite]).all():
                 failures.append(f"{name}: non-finite entries differ")
                 continue
             if tolerance == 0:

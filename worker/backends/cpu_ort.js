@@ -209,7 +209,7 @@ function convertInto(out, data) {
   return converted;
 }
 
-async function matmul(backend, [out], { a, b, transpose_a: transposeA = false, transpose_b: transposeB = false }) {
+async function matmul(backend, [out], { a, b, transpose_a: transposeA, transpose_b: transposeB }) {
   const left = backend.input(a);
   const right = backend.input(b);
   const inner = transposeA ? left.shape[left.shape.length - 2] : left.shape[left.shape.length - 1];

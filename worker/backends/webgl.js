@@ -13,22 +13,8 @@ import { LAYOUT_OPS } from "./webgl_ops_layout.js";
 import { REDUCTION_OPS } from "./webgl_ops_reduce.js";
 import { sizeOf } from "./webgl_layout.js";
 
-// Positional parameter names of each op (backends/base.py PRIMITIVE_OPS): the
-// bridge sends what Python passed positionally as args, keywords as attrs.
-const PARAMETERS = {
-  unary: ["op", "x"], binary: ["op", "a", "b"], where: ["cond", "a", "b"], cast: ["x", "dtype"],
-  matmul: ["a", "b", "transpose_a", "transpose_b"], reduce: ["op", "x", "axes", "keepdims"],
-  argmax: ["x", "axis"], cumsum: ["x", "axis"], softmax: ["x", "axis"], log_softmax: ["x", "axis"],
-  layer_norm: ["x", "weight", "bias", "eps"], rms_norm: ["x", "weight", "eps"],
-  gather: ["x", "indices", "axis"], take_along: ["x", "indices", "axis"], slice: ["x", "key"],
-  set_slice: ["x", "key", "value"], concat: ["xs", "axis"], reshape: ["x", "shape"],
-  permute: ["x", "axes"], broadcast_to: ["x", "shape"], topk: ["x", "k", "axis"],
-  rotary: ["x", "cos", "sin", "rotary_dim"],
-  attention: ["q", "k", "v", "mask", "scale", "return_pattern"],
-  full: ["value"], arange: ["start"],
-};
-
-const OPS = { ...ELEMENTWISE_OPS, ...REDUCTION_OPS, ...LAYOUT_OPS };
+// Every op of the op table (bridge.js), by name: (backend, outs, params).
+export const OPS = { ...ELEMENTWISE_OPS, ...REDUCTION_OPS, ...LAYOUT_OPS };
 
 export default class WebGLBackend {
   static async create(options = {}) {
@@ -52,15 +38,11 @@ export default class WebGLBackend {
     this._register(id, { record, shape: [...shape], dtype });
   }
 
-  run(op, outs, args, attrs) {
-    const implementation = OPS[op];
-    const names = PARAMETERS[op];
-    if (!implementation || !names) {
-      throw new Error(`WebGL2 backend has no op ${op}; expected one of ${Object.keys(PARAMETERS).join(", ")}`);
+  run(op, outs, params) {
+    const implementation = Object.hasOwn(OPS, op) ? OPS[op] : null;
+    if (!implementation) {
+      throw new Error(`WebGL2 backend has no op ${op}; expected one of ${Object.keys(OPS).join(", ")}`);
     }
-    const params = {};
-    names.forEach((name, i) => { if (i < args.length) params[name] = args[i]; });
-    Object.assign(params, attrs);
     implementation(this, outs, params);
   }
 

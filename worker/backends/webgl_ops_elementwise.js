@@ -1,6 +1,6 @@
 // WebGL2 elementwise ops and allocators: unary, binary, where, cast, full, arange
 // (kernels shaders/unary.glsl, binary.glsl, where.glsl, cast.glsl, fill.glsl).
-// Ops take (backend, outs, params) with params named as in backends/base.py.
+// Ops take (backend, outs, params) with params named as in the op table (op_table.js).
 
 import { alignedShape, broadcastStrides, sameShape } from "./webgl_layout.js";
 

@@ -7,7 +7,7 @@ import {
   alignedShape, alignedStrides, broadcastStrides, normaliseAxis, sizeOf, splitAxis, stridesOf,
 } from "./webgl_layout.js";
 
-function matmul(backend, [out], { a, b, transpose_a: transposeA = false, transpose_b: transposeB = false }) {
+function matmul(backend, [out], { a, b, transpose_a: transposeA, transpose_b: transposeB }) {
   const left = backend.input(a);
   const right = backend.input(b);
   const [sa, sb] = [left.shape, right.shape];
@@ -122,11 +122,11 @@ function normalise(backend, out, mode, x, weight, bias, eps) {
   backend.gl.release(scale);
 }
 
-function layerNorm(backend, [out], { x, weight = null, bias = null, eps = 1e-5 }) {
+function layerNorm(backend, [out], { x, weight, bias, eps }) {
   normalise(backend, out, "LAYER_NORM", x, weight, bias, eps);
 }
 
-function rmsNorm(backend, [out], { x, weight = null, eps = 1e-6 }) {
+function rmsNorm(backend, [out], { x, weight, eps }) {
   normalise(backend, out, "RMS_NORM", x, weight, null, eps);
 }
 
@@ -140,7 +140,7 @@ function topk(backend, [valuesOut, indicesOut], { x, k, axis }) {
 }
 
 // scores (masked, scaled) -> softmax over keys -> pattern; z = pattern . v.
-function attention(backend, outs, { q, k, v, mask = null, scale, return_pattern: returnPattern = false }) {
+function attention(backend, outs, { q, k, v, mask, scale, return_pattern: returnPattern }) {
   const [query, key, value] = [q, k, v].map((arg) => backend.input(arg));
   const maskTensor = backend.input(mask);
   const [batch, queries, heads] = query.shape;

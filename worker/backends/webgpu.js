@@ -1,5 +1,5 @@
-// The WebGPU kernel backend: tensors live in GPU storage buffers, every primitive op
-// of py/neuroscope/backends/base.py runs as WGSL compute kernels from shaders/.
+// The WebGPU kernel backend: tensors live in GPU storage buffers, every op of the op
+// table (backends/op_table.js) runs as WGSL compute kernels from shaders/.
 // Interface: see the header of worker/bridge.js; the numpy backend defines each op.
 //
 // Device layout: every element is one 32-bit word: float32 as f32, int64/int32 as i32
@@ -132,11 +132,12 @@ export default class WebGPUBackend {
   }
 
   // -- ops -----------------------------------------------------------------------
-  run(op, outs, args, attrs) {
-    const kernel = OPS[op];
-    if (!kernel) throw new Error(`unknown op ${op}; expected one of ${Object.keys(OPS).sort().join(", ")}`);
-    kernel(this, outs, args, attrs || {});
+  run(op, outs, params) {
+    const kernel = Object.hasOwn(OPS, op) ? OPS[op] : null;
+    if (!kernel) throw new Error(`WebGPU backend has no op ${op}; expected one of ${Object.keys(OPS).sort().join(", ")}`);
+    kernel(this, outs, params);
   }
 }
 
-const OPS = { ...LAYOUT_OPS, ...MATH_OPS };
+// Every op of the op table (bridge.js), by name: (backend, outs, params).
+export const OPS = { ...LAYOUT_OPS, ...MATH_OPS };

@@ -1,6 +1,6 @@
 // WebGPU ops that are elementwise or move data: unary, binary, where, cast, the
 // allocators, reshape, permute, broadcast_to, concat, gather, take_along, slice and
-// set_slice. Each function is (backend, outs, args, attrs) as backend.run calls it;
+// set_slice. Each function is (backend, outs, params) as backend.run calls it;
 // semantics are those of py/neuroscope/backends/numpy_backend.py.
 
 import { Uniforms } from "./webgpu_device.js";
@@ -9,16 +9,23 @@ import {
   normalizeAxis, product, scalarWord,
 } from "./webgpu_shapes.js";
 
-const UNARY = ["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "abs", "square", "relu", "sigmoid",
-  "silu", "gelu", "gelu_new", "isfinite"];
+// The op numbers of unary.wgsl and binary.wgsl (their headers): the shaders' own
+// numbering, one per sub-op of the op table's unary / binary (tests/test_op_table.py).
+export const UNARY_CODES = {
+  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, tanh: 5, abs: 6, square: 7, relu: 8, sigmoid: 9,
+  silu: 10, gelu: 11, gelu_new: 12, isfinite: 13,
+};
 const IDENTITY = 14; // unary.wgsl's conversion-only op, used by cast
-const BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le",
-  "gt", "ge"];
+export const BINARY_CODES = {
+  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10,
+  gt: 11, ge: 12,
+};
 
-function opIndex(table, name, what) {
-  const index = table.indexOf(name);
-  if (index < 0) throw new Error(`unknown ${what} op ${name}; expected one of ${table.join(", ")}`);
-  return index;
+export function opCode(codes, name, what) {
+  if (!Object.hasOwn(codes, name)) {
+    throw new Error(`unknown ${what} op ${name}; expected one of ${Object.keys(codes).join(", ")}`);
+  }
+  return codes[name];
 }
 
 // -- helpers shared with webgpu_math.js -----------------------------------------
@@ -58,14 +65,14 @@ export function asKind(backend, x, dtype) {
 
 // -- elementwise ------------------------------------------------------------------
 
-function unary(backend, [out], [op, xArg]) {
+function unary(backend, [out], { op, x: xArg }) {
   const x = backend.input(xArg);
   const y = backend.output(out);
-  const uniforms = new Uniforms().u32(x.size, opIndex(UNARY, op, "unary"), x.kind, y.kind);
+  const uniforms = new Uniforms().u32(x.size, opCode(UNARY_CODES, op, "unary"), x.kind, y.kind);
   backend.gpu.dispatch("unary", uniforms, [x.buffer, y.buffer], backend.gpu.elementGrid(y.size));
 }
 
-function cast(backend, [out], [xArg]) {
+function cast(backend, [out], { x: xArg }) {
   const x = backend.input(xArg);
   if (x.kind === kindOf(out.dtype)) {
     backend.alias(out, x);
@@ -87,7 +94,7 @@ function scalarInts(operands, outKind) {
   return operands.map((o) => ("value" in o ? (outKind === BOOL ? (o.value !== 0 ? 1 : 0) : Math.trunc(o.value) || 0) : 0));
 }
 
-function binary(backend, [out], [op, aArg, bArg]) {
+function binary(backend, [out], { op, a: aArg, b: bArg }) {
   checkRank(out.shape, "binary");
   const operands = [operand(backend, aArg, out.shape), operand(backend, bArg, out.shape)];
   const y = backend.output(out);
@@ -95,7 +102,7 @@ function binary(backend, [out], [op, aArg, bArg]) {
   const [a, b] = operands;
   const scalars = ("value" in a ? 1 : 0) | ("value" in b ? 2 : 0);
   const uniforms = new Uniforms()
-    .u32(y.size, out.shape.length, opIndex(BINARY, op, "binary"), floatDomain ? 0 : 1)
+    .u32(y.size, out.shape.length, opCode(BINARY_CODES, op, "binary"), floatDomain ? 0 : 1)
     .u32(a.tensor?.kind ?? 0, b.tensor?.kind ?? 0, y.kind, scalars)
     .f32(a.value ?? 0, b.value ?? 0).i32(...scalarInts(operands, INT))
     .vector(out.shape).vector(a.strides).vector(b.strides);
@@ -104,7 +111,7 @@ function binary(backend, [out], [op, aArg, bArg]) {
     backend.gpu.elementGrid(y.size));
 }
 
-function where(backend, [out], [condArg, aArg, bArg]) {
+function where(backend, [out], { cond: condArg, a: aArg, b: bArg }) {
   checkRank(out.shape, "where");
   const cond = operand(backend, condArg, out.shape);
   if (!cond.tensor) throw new Error("where needs a condition tensor");
@@ -132,14 +139,13 @@ function hostTensor(backend, out, fill) {
   backend.upload(out.id, out.shape, out.dtype, values);
 }
 
-function full(backend, [out], args, attrs) {
-  const value = Number(attrs.value);
+function full(backend, [out], { value: fill }) {
+  const value = Number(fill);
   hostTensor(backend, out, (values, kind) => values.fill(kind === FLOAT ? value : kind === INT
     ? Math.trunc(value) || 0 : value !== 0 ? 1 : 0));
 }
 
-function arange(backend, [out], args, attrs) {
-  const start = attrs.start ?? 0;
+function arange(backend, [out], { start }) {
   hostTensor(backend, out, (values) => {
     for (let i = 0; i < values.length; i++) values[i] = start + i;
   });
@@ -147,23 +153,23 @@ function arange(backend, [out], args, attrs) {
 
 // -- layout -------------------------------------------------------------------------
 
-function reshape(backend, [out], [xArg]) {
+function reshape(backend, [out], { x: xArg }) {
   backend.alias(out, backend.input(xArg));
 }
 
-function permute(backend, [out], [xArg, axes]) {
+function permute(backend, [out], { x: xArg, axes }) {
   const x = backend.input(xArg);
   permuteInto(backend, x, axes.map((a) => normalizeAxis(a, x.shape.length)), backend.output(out));
 }
 
-function broadcastTo(backend, [out], [xArg]) {
+function broadcastTo(backend, [out], { x: xArg }) {
   checkRank(out.shape, "broadcast_to");
   const x = backend.input(xArg);
   const y = backend.output(out);
   copyStrided(backend, x, y, out.shape, broadcastStrides(x.shape, out.shape), contiguousStrides(out.shape));
 }
 
-function concat(backend, [out], [parts, axisArg]) {
+function concat(backend, [out], { xs: parts, axis: axisArg }) {
   const y = backend.output(out);
   const axis = normalizeAxis(axisArg, out.shape.length);
   const outStrides = contiguousStrides(out.shape);
@@ -184,7 +190,7 @@ function gatherKernel(backend, x, indices, y, xStrides, idxStrides, axis) {
   backend.gpu.dispatch("gather", uniforms, [x.buffer, indices.buffer, y.buffer], backend.gpu.elementGrid(y.size));
 }
 
-function gather(backend, [out], [xArg, indicesArg, axisArg]) {
+function gather(backend, [out], { x: xArg, indices: indicesArg, axis: axisArg }) {
   const x = backend.input(xArg);
   const indices = backend.input(indicesArg);
   const axis = normalizeAxis(axisArg, x.shape.length);
@@ -197,7 +203,7 @@ function gather(backend, [out], [xArg, indicesArg, axisArg]) {
   gatherKernel(backend, x, indices, backend.output(out), xStrides, idxStrides, axis);
 }
 
-function takeAlong(backend, [out], [xArg, indicesArg, axisArg]) {
+function takeAlong(backend, [out], { x: xArg, indices: indicesArg, axis: axisArg }) {
   const x = backend.input(xArg);
   const indices = backend.input(indicesArg);
   const axis = normalizeAxis(axisArg, x.shape.length);
@@ -255,7 +261,7 @@ function sliceKernel(backend, parsed, src, dst, { scatter, scalar = null, valueS
     backend.gpu.elementGrid(total));
 }
 
-function slice(backend, [out], [xArg, key]) {
+function slice(backend, [out], { x: xArg, key }) {
   const x = backend.input(xArg);
   const parsed = parseKey(x.shape, key);
   if (product(parsed.shape) !== product(out.shape)) {
@@ -265,7 +271,7 @@ function slice(backend, [out], [xArg, key]) {
   sliceKernel(backend, parsed, x, backend.output(out), { scatter: false });
 }
 
-function setSlice(backend, [out], [xArg, key, valueArg]) {
+function setSlice(backend, [out], { x: xArg, key, value: valueArg }) {
   const x = backend.input(xArg);
   const y = backend.output(out);
   backend.gpu.copyBuffer(x.buffer, y.buffer, x.size * 4);

@@ -5,10 +5,11 @@
 // Semantics are those of py/neuroscope/backends/numpy_backend.py.
 
 import { Uniforms } from "./webgpu_device.js";
-import { asKind, convertInto, copyStrided, permuteInto } from "./webgpu_layout.js";
+import { asKind, convertInto, copyStrided, opCode, permuteInto } from "./webgpu_layout.js";
 import { FLOAT, broadcastStrides, contiguousStrides, normalizeAxis, product } from "./webgpu_shapes.js";
 
-const REDUCE = ["sum", "mean", "max", "min", "var"];
+// reduce.wgsl's op numbers (its header), one per sub-op of the op table's reduce.
+export const REDUCE_CODES = { sum: 0, mean: 1, max: 2, min: 3, var: 4 };
 const SOFTMAX = 0;
 const LOG_SOFTMAX = 1;
 const MASKED = 2;
@@ -31,9 +32,7 @@ function matmulKernel(backend, a, b, y, { m, n, k, a_row, a_col, b_row, b_col, y
     [Math.ceil(n / TILE), Math.ceil(m / TILE), count]);
 }
 
-function matmul(backend, [out], [aArg, bArg, ...rest], attrs) {
-  const transposeA = Boolean(attrs.transpose_a ?? rest[0]);
-  const transposeB = Boolean(attrs.transpose_b ?? rest[1]);
+function matmul(backend, [out], { a: aArg, b: bArg, transpose_a: transposeA, transpose_b: transposeB }) {
   const [aIn, bIn] = [backend.input(aArg), backend.input(bArg)];
   if (aIn.shape.length < 2 || bIn.shape.length < 2) {
     throw new Error(`matmul needs 2-d operands, got [${aIn.shape}] and [${bIn.shape}]`);
@@ -105,7 +104,7 @@ function rowsOf(x) {
   return { len, rows: len ? x.size / len : 0 };
 }
 
-function reduce(backend, [out], [op, xArg, axesArg]) {
+function reduce(backend, [out], { op, x: xArg, axes: axesArg }) {
   const x = backend.input(xArg);
   const ndim = x.shape.length;
   const axes = [...new Set(axesArg.map((a) => normalizeAxis(a, ndim)))].sort((p, q) => p - q);
@@ -116,14 +115,13 @@ function reduce(backend, [out], [op, xArg, axesArg]) {
   const y = backend.output(out);
   const len = product(axes.map((d) => x.shape[d]));
   const rows = product(kept.map((d) => x.shape[d]));
-  const index = REDUCE.indexOf(op);
-  if (index < 0) throw new Error(`unknown reduce op ${op}; expected one of ${REDUCE.join(", ")}`);
+  const index = opCode(REDUCE_CODES, op, "reduce");
   const uniforms = new Uniforms().u32(rows, len, index, x.kind, y.kind, 0, 0, 0);
   backend.gpu.dispatch("reduce", uniforms, [source.buffer, y.buffer], backend.gpu.grid(rows));
   if (source !== x) backend.drop(source);
 }
 
-function argmax(backend, [out], [xArg, axisArg]) {
+function argmax(backend, [out], { x: xArg, axis: axisArg }) {
   const x = backend.input(xArg);
   const source = axisLast(backend, x, normalizeAxis(axisArg, x.shape.length));
   const y = backend.output(out);
@@ -133,7 +131,7 @@ function argmax(backend, [out], [xArg, axisArg]) {
   if (source !== x) backend.drop(source);
 }
 
-function cumsum(backend, [out], [xArg, axisArg]) {
+function cumsum(backend, [out], { x: xArg, axis: axisArg }) {
   const x = backend.input(xArg);
   const y = backend.output(out);
   alongAxis(backend, x, [y], normalizeAxis(axisArg, x.shape.length), (source, [target]) => {
@@ -150,7 +148,7 @@ function softmaxKernel(backend, x, y, mode, { rows, len, qLen = 1, heads = 1, ma
 }
 
 function softmaxOp(mode) {
-  return (backend, [out], [xArg, axisArg]) => {
+  return (backend, [out], { x: xArg, axis: axisArg }) => {
     const x = asKind(backend, backend.input(xArg), "float32");
     const y = backend.output(out);
     alongAxis(backend, x, [y], normalizeAxis(axisArg, x.shape.length), (source, [target]) => {
@@ -172,15 +170,15 @@ function normKernel(backend, out, xArg, weightArg, biasArg, eps, mode) {
     [x.buffer, weight?.buffer ?? dummy, bias?.buffer ?? dummy, y.buffer], backend.gpu.grid(rows));
 }
 
-function layerNorm(backend, [out], [xArg, weightArg, biasArg, eps]) {
+function layerNorm(backend, [out], { x: xArg, weight: weightArg, bias: biasArg, eps }) {
   normKernel(backend, out, xArg, weightArg, biasArg, eps, 0);
 }
 
-function rmsNorm(backend, [out], [xArg, weightArg, eps]) {
+function rmsNorm(backend, [out], { x: xArg, weight: weightArg, eps }) {
   normKernel(backend, out, xArg, weightArg, null, eps, 1);
 }
 
-function topk(backend, [valuesOut, indicesOut], [xArg, k, axisArg]) {
+function topk(backend, [valuesOut, indicesOut], { x: xArg, k, axis: axisArg }) {
   const x = backend.input(xArg);
   const values = backend.output(valuesOut);
   const indices = backend.output(indicesOut);
@@ -193,7 +191,7 @@ function topk(backend, [valuesOut, indicesOut], [xArg, k, axisArg]) {
 
 // -- fused transformer ops ----------------------------------------------------------
 
-function rotary(backend, [out], [xArg, cosArg, sinArg, rotaryDim]) {
+function rotary(backend, [out], { x: xArg, cos: cosArg, sin: sinArg, rotary_dim: rotaryDim }) {
   const x = backend.input(xArg);
   const cos = backend.input(cosArg);
   const sin = backend.input(sinArg);
@@ -209,7 +207,7 @@ function rotary(backend, [out], [xArg, cosArg, sinArg, rotaryDim]) {
 // q [b, p, h, e], k/v [b, k, g, e]: scores = scale * q k^T per head (a batched strided
 // matmul whose batch axes are [b, g, h/g], so grouped heads read their shared k/v),
 // the masked safe softmax, then z = pattern v written straight into [b, p, h, e].
-function attention(backend, [zOut, patternOut], [qArg, kArg, vArg, maskArg, scale]) {
+function attention(backend, [zOut, patternOut], { q: qArg, k: kArg, v: vArg, mask: maskArg, scale }) {
   const q = backend.input(qArg);
   const k = backend.input(kArg);
   const v = backend.input(vArg);

@@ -1,8 +1,9 @@
 """The backend interface: an allocator plus a fixed list of primitive ops.
 
 ``neuroscope.Tensor`` sends every op through ``Backend.dispatch``; a backend
-implements exactly the methods listed in ``PRIMITIVE_OPS`` (plus the allocator)
-and nothing else is ever asked of it. The numpy backend is the reference: the
+implements exactly the ops of the op table (``ops.PRIMITIVE_OPS``: one method
+each, with the table's parameter names, plus the allocator) and nothing else is
+ever asked of it. The numpy backend is the reference: the
 living definition of each op. GPU backends are tested against it.
 
 Handles are opaque to ``Tensor`` except for two attributes every handle has:
@@ -24,47 +25,29 @@ Conventions shared by every backend (so that kernels agree):
   ``[batch, pos, rotary_dim]``.
 """
 
+from .ops import BINARY_OPS, PRIMITIVE_OPS, REDUCE_OPS, UNARY_OPS, describe, lookup
+
+if __doc__:  # None under python -OO
+    __doc__ += "\nThe primitive ops (generated from ``ops.PRIMITIVE_OPS``)::\n\n" + "\n".join(
+        "    " + line for line in describe().splitlines()) + "\n"
+
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
-
-UNARY_OPS = ("neg", "exp", "log", "sqrt", "rsqrt", "tanh", "abs", "square",
-             "relu", "sigmoid", "silu", "gelu", "gelu_new", "isfinite")
-BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
-              "eq", "ne", "lt", "le", "gt", "ge")
-REDUCE_OPS = ("sum", "mean", "max", "min", "var")
-
-# The fixed list of primitive ops, with their signatures. Adding an op means
-# adding it here, to the numpy reference, and to every other backend.
-PRIMITIVE_OPS = {
-    "unary": "(op, x) -> y; op in UNARY_OPS",
-    "binary": "(op, a, b) -> y; op in BINARY_OPS; a or b may be a Python scalar",
-    "where": "(cond, a, b) -> y",
-    "cast": "(x, dtype) -> y",
-    "matmul": "(a, b, transpose_a=False, transpose_b=False) -> y; batched, broadcasting",
-    "reduce": "(op, x, axes, keepdims) -> y; op in REDUCE_OPS; axes a tuple",
-    "argmax": "(x, axis) -> int64 y",
-    "cumsum": "(x, axis) -> y",
-    "softmax": "(x, axis) -> y; safe for all -inf rows",
-    "log_softmax": "(x, axis) -> y",
-    "layer_norm": "(x, weight, bias, eps) -> y; over the last axis; weight/bias may be None",
-    "rms_norm": "(x, weight, eps) -> y; over the last axis; weight may be None",
-    "gather": "(x, indices, axis) -> y; indices an int tensor, result shape x[:axis]+idx+x[axis+1:]",
-    "take_along": "(x, indices, axis) -> y; numpy take_along_axis",
-    "slice": "(x, key) -> y; key a tuple of ints / (start, stop, step) triples / int lists",
-    "set_slice": "(x, key, value) -> y; a copy of x with x[key] = value",
-    "concat": "(xs, axis) -> y",
-    "reshape": "(x, shape) -> y",
-    "permute": "(x, axes) -> y",
-    "broadcast_to": "(x, shape) -> y",
-    "topk": "(x, k, axis) -> (values, indices); sorted descending",
-    "rotary": "(x, cos, sin, rotary_dim) -> y",
-    "attention": "(q, k, v, mask, scale, return_pattern) -> (z, pattern or None)",
-}
+__all__ = ["BINARY_OPS", "DTYPES", "PRIMITIVE_OPS", "REDUCE_OPS", "UNARY_OPS", "Backend"]
 
 
 class Backend:
-    """Allocator + primitive ops. Subclasses implement every method below."""
+    """Allocator + primitive ops. Subclasses implement every method below, and one
+    method per op of the table unless they override ``dispatch``."""
 
     name = "abstract"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.dispatch is Backend.dispatch:
+            missing = [op for op in PRIMITIVE_OPS if not callable(getattr(cls, op, None))]
+            if missing:
+                raise TypeError(f"backend {cls.__name__} lacks the primitive ops {missing} "
+                                "(backends/ops.py lists them; each is a method of that name)")
 
     # -- allocator -----------------------------------------------------------
     def from_host(self, data, shape, dtype):
@@ -93,11 +76,9 @@ class Backend:
         """Release device memory early; the handle must not be used again."""
 
     # -- dispatch ------------------------------------------------------------
-    def dispatch(self, op, *args, **attrs):
-        """The one funnel every Tensor op goes through."""
-        if op not in PRIMITIVE_OPS:
-            raise NotImplementedError(
-                f"op {op!r} is not a primitive op; expected one of {sorted(PRIMITIVE_OPS)}")
+    def dispatch(self, op, /, *args, **attrs):
+        """The one funnel every Tensor op goes through (``op`` a name in the op table)."""
+        lookup(op)
         return getattr(self, op)(*args, **attrs)
 
     def __repr__(self):

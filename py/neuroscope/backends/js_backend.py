@@ -6,14 +6,18 @@ bridge with a JSON message (no proxies cross)::
 
     {"op": "matmul",
      "out": [[7, [2, 5, 3], "float32"]],          # ids Python allocated, with shapes
-     "args": [{"t": 3}, {"t": 4}],                 # tensors by id, scalars as numbers
-     "attrs": {"transpose_a": false, "transpose_b": true},
+     "params": {"a": {"t": 3}, "b": {"t": 4},     # every parameter of the op, by name
+                "transpose_a": false, "transpose_b": true},
      "free": [1, 2]}                               # ids Python no longer references
 
-Output shapes come from ``shapes.infer`` so Python never waits for the device.
-Non-finite floats travel as ``{"f": "inf" | "-inf" | "nan"}``; slice keys as a list
-of ``int`` (drop the axis), ``{"s": [start, stop, step]}`` or ``{"i": [indices]}``.
-Integer tensors are int64 to Python and int32 on the device.
+``params`` holds every parameter of the op table (``ops.py``), in its order, with
+defaults filled in: positional and keyword arguments are bound against the table
+first, so ``f(x, 1)`` and ``f(x, axis=1)`` send the same message. Output shapes
+come from the table's shape rules, so Python never waits for the device. Tensors
+travel as ``{"t": id}``; non-finite floats as ``{"f": "inf" | "-inf" | "nan"}``;
+slice keys (parameters of kind ``key``) as a list of ``int`` (drop the axis),
+``{"s": [start, stop, step]}`` or ``{"i": [indices]}``. Integer tensors are int64
+to Python and int32 on the device.
 
 Reads go through ``bridge.read(id)``, a Promise of a typed array: ``to_list``
 waits with Pyodide's ``run_sync`` (JSPI) and ``to_list_async`` awaits it.
@@ -25,7 +29,7 @@ from array import array
 
 from .base import Backend
 from .host_buffer import HostRange
-from .shapes import infer
+from .ops import ALLOCATORS, lookup
 
 _TYPECODES = {"float32": "f", "int64": "i", "int32": "i", "bool": "B", "uint8": "B"}
 
@@ -98,10 +102,10 @@ class JsBackend(Backend):
         return handle
 
     def full(self, shape, value, dtype):
-        return self._run("full", [(tuple(shape), dtype)], [], {"value": value})[0]
+        return self._run(ALLOCATORS["full"], [(tuple(shape), dtype)], {"value": value})[0]
 
     def arange(self, start, stop, dtype):
-        return self._run("arange", [((max(stop - start, 0),), dtype)], [], {"start": start})[0]
+        return self._run(ALLOCATORS["arange"], [((max(stop - start, 0),), dtype)], {"start": start})[0]
 
     def to_list(self, handle):
         from pyodide.ffi import run_sync
@@ -130,20 +134,20 @@ class JsBackend(Backend):
         return pending
 
     # -- ops -----------------------------------------------------------------
-    def dispatch(self, op, *args, **attrs):
-        outputs = infer(op, *args, **attrs)
-        results = self._run(op, outputs, args, attrs)
-        if op == "topk" or op == "attention":
-            return tuple(results) + ((None,) if op == "attention" and len(results) == 1 else ())
-        return results[0]
+    def dispatch(self, op, /, *args, **attrs):
+        spec = lookup(op)
+        params = spec.bind(args, attrs)
+        results = self._run(spec, spec.infer(params), params)
+        if spec.outputs == 1:
+            return results[0]
+        return tuple(results) + (None,) * (spec.outputs - len(results))
 
-    def _run(self, op, outputs, args, attrs):
+    def _run(self, spec, outputs, params):
         handles = [self._new(shape, dtype) for shape, dtype in outputs]
         message = {
-            "op": op,
+            "op": spec.name,
             "out": [[h.id, list(h.shape), h.dtype] for h in handles],
-            "args": [_encode(a, op) for a in args],
-            "attrs": {k: _encode(v, op) for k, v in attrs.items()},
+            "params": {p.name: _encode(params[p.name], p.kind) for p in spec.params},
             "free": self._take_free(),
         }
         self._bridge.run(json.dumps(message))
@@ -159,22 +163,27 @@ def _number(value):
     return value
 
 
-def _encode(value, op):
+def _encode(value, kind):
+    """``value`` of a parameter of ``kind`` (ops.py) as JSON."""
     if isinstance(value, JsHandle):
         return {"t": value.id}
     if isinstance(value, (bool, int, float)) or value is None or isinstance(value, str):
         return _number(value)
-    if op in ("slice", "set_slice") and isinstance(value, tuple) and _is_key(value):
-        return [item if isinstance(item, int) else
-                {"s": list(item)} if isinstance(item, tuple) else {"i": list(item)} for item in value]
+    if kind == "key" and isinstance(value, (tuple, list)):
+        return [_key_item(item) for item in value]
     if isinstance(value, (list, tuple)):
-        return [_encode(v, op) for v in value]
+        return [_encode(v, kind) for v in value]
     raise TypeError(f"cannot send {type(value).__name__} to the JS bridge")
 
 
-def _is_key(value):
-    return all(isinstance(i, (int, tuple, list)) for i in value) and any(
-        isinstance(i, (tuple, list)) for i in value) or all(isinstance(i, int) for i in value)
+def _key_item(item):
+    if isinstance(item, int):
+        return item
+    if isinstance(item, tuple):
+        return {"s": list(item)}
+    if isinstance(item, list):
+        return {"i": list(item)}
+    raise TypeError(f"slice key entry {item!r}: expected an int, a (start, stop, step) triple or an int list")
 
 
 def _flat(data):

@@ -1,15 +1,18 @@
 """The numpy backend: the reference definition of every primitive op.
 
 Each method is the specification the WebGPU, WebGL2 and CPU kernels are tested
-against (see ``base.PRIMITIVE_OPS``). Work is done in place on fresh buffers
-where that saves a pass over memory; inputs are never modified.
+against: one per op of the op table (``ops.py``), with its parameter names and
+defaults (``tests/test_op_table.py`` checks the signatures). Work is done in
+place on fresh buffers where that saves a pass over memory; inputs are never
+modified.
 """
 
 import math
 
 import numpy as np
 
-from .base import BINARY_OPS, REDUCE_OPS, UNARY_OPS, Backend
+from .base import Backend
+from .ops import BINARY_OPS, REDUCE_OPS, UNARY_OPS
 
 _SAFETENSORS_DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16,
