@@ -12,7 +12,7 @@ copy is current).
 
 Adding an op:
 
-1. an ``Op(...)`` entry in ``PRIMITIVE_OPS`` below, with its shape rule;
+1. an ``Op(...)`` entry in the ``_OPS`` list below, with its shape rule;
 2. the numpy reference: a ``NumpyBackend`` method of the same name and parameters
    (``numpy_backend.py``, the living definition of the op);
 3. one kernel per JS backend, in the op map of ``worker/backends/cpu.js``,
