@@ -10,6 +10,8 @@
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import CpuBackend from "../worker/backends/cpu.js";
+import { OP_TABLE } from "../worker/backends/op_table.js";
+import { bindParams } from "../worker/bridge.js";
 import { modelBytes, node, tensorInfo, ONNX_FLOAT } from "../worker/backends/onnx_graph.js";
 
 function option(name, fallback) {
@@ -64,10 +66,12 @@ function tensor(shape, data = random(shape.reduce((a, b) => a * b, 1), nextId)) 
   return { tensor: id };
 }
 
-// Runs one op on fresh output ids and waits for it; frees the outputs after.
-async function op(name, outShapes, args, attrs = {}) {
+// Runs one op on fresh output ids and waits for it; frees the outputs after. The arguments
+// are bound to the op table's parameter names, as the worker's bridge binds a message.
+async function op(name, outShapes, args) {
   const outs = outShapes.map((shape) => ({ id: nextId++, shape, dtype: "float32" }));
-  backend.run(name, outs, args, attrs);
+  const names = OP_TABLE.primitive[name].params.map((param) => param.name);
+  backend.run(name, outs, bindParams(name, Object.fromEntries(args.map((value, i) => [names[i], value]))));
   if (backend.queue) await backend.queue;
   for (const out of outs) backend.free(out.id);
 }
