@@ -87,6 +87,12 @@ def _stale_node_packages():
     return stale
 
 
+# How the browser tests and benchmarks start Debian's chromium (headless, with WebGPU on
+# SwiftShader for pages from localhost, nothing phoning home).
+CHROMIUM_FLAGS = ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
 def ensure_chromium():
     """Debian's chromium for the browser tests (apt-get, as root only)."""
     if shutil.which("chromium"):

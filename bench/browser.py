@@ -53,7 +53,6 @@ from browser_setup import (  # noqa: E402
     ONNX_PATH,
     ONNX_URL_PATH,
     build_site,
-    chromium_flags,
     prepare_onnx,
 )
 from forward import MODEL_DIR, VOCAB, prepare_model  # noqa: E402
@@ -327,7 +326,7 @@ def main(argv=None):
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=shutil.which("chromium"),
-                                                     args=chromium_flags(), headless=True)
+                                                     args=build.CHROMIUM_FLAGS, headless=True)
                 page = browser.new_context().new_page()
                 page.goto(f"{base_url}/bench/browser_page.html")
                 page.wait_for_function("window.bench !== undefined")

@@ -82,14 +82,5 @@ def build_site(folder):
     return root
 
 
-def chromium_flags():
-    """The browser tests' Chromium flags (tests/browser/conftest.py), loaded by path."""
-    path = os.path.join(ROOT, "tests", "browser", "conftest.py")
-    spec = importlib.util.spec_from_file_location("neuroscope_browser_conftest", path)
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    return conftest.CHROMIUM_FLAGS
-
-
 if __name__ == "__main__":
     export_onnx()

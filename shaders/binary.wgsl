@@ -1,4 +1,4 @@
-// binary.wgsl: elementwise y = a (op) b with numpy broadcasting, for base.py's BINARY_OPS.
+// binary.wgsl: elementwise y = a (op) b with numpy broadcasting, for the op table's BINARY_OPS (py/neuroscope/backends/ops.py).
 //
 // Bindings: 0 params (uniform Params), 1 a: array<u32> (read), 2 b: array<u32> (read),
 //   3 y: array<u32> (read_write). A scalar operand is bound to a dummy buffer and read

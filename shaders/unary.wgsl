@@ -1,4 +1,4 @@
-// unary.wgsl: elementwise y = f(x) for base.py's UNARY_OPS, plus "identity" for cast.
+// unary.wgsl: elementwise y = f(x) for the op table's UNARY_OPS (py/neuroscope/backends/ops.py), plus "identity" for cast.
 //
 // Bindings: 0 params (uniform Params), 1 x: array<u32> (read), 2 y: array<u32> (read_write).
 // Uniforms: total (elements); op (0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 tanh, 6 abs,

@@ -55,3 +55,13 @@ def test_no_import_cycles():
                     seen.add(nxt)
                     stack.append((nxt, path + [nxt]))
     assert not cycles, "\n".join(cycles[:20])
+
+
+def test_benchmarks_do_not_import_test_code():
+    """bench/ runs without pytest: no benchmark reads tests/ (conftest, fixtures, helpers)."""
+    bench = PACKAGE.parent.parent / "bench"
+    bad = [f"{path.name}:{number}" for path in sorted(bench.iterdir()) if path.suffix in (".py", ".mjs", ".js")
+           for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+           if "conftest" in line or '"tests"' in line or "'tests'" in line or "tests/" in line
+           or "import pytest" in line]
+    assert not bad, bad
