@@ -26,20 +26,47 @@
 //                                 tensors. The worker holds a Web Lock named after the session
 //                                 while it lives; the first call deletes the spill entries of
 //                                 sessions whose lock is gone (closed tabs, crashes).
+//
+// When the browser refuses a write (a quota error), the error says how much was stored at
+// that moment (the entries, plus the parts of this write already in), next to the quota
+// navigator.storage.estimate() claims: the two can differ widely (a fresh Chromium profile
+// refused more at ~1.5 GB while estimating ~10.7 GB). The report is also posted on the
+// BroadcastChannel STORAGE_CHANNEL as {type: "refused", report}; every stored or removed
+// entry as {type: "changed", key}.
+//
+// The page may import this module too (web/storage_panel.js): nothing here needs a worker,
+// and only a worker sweeps orphaned parts (a page must not race a worker's unfinished write).
+// The page's view: listEntries(), removeEntries(keys), liveSpillSessions(), estimate(),
+// formatBytes(n), describeRefusal(report).
 
 const DATABASE = "neuroscope";
 const VERSION = 1;
 const PART_BYTES = 8 << 20;
 const BATCH_BYTES = 64 << 20;
 
+export const STORAGE_CHANNEL = "neuroscope-storage";
+export const SPILL_PREFIX = "spill/";
+
 let opening = null;
+const inWorker = typeof WorkerGlobalScope !== "undefined" && globalThis instanceof WorkerGlobalScope;
 
 export function openStore() {
   opening ??= openDatabase().then(async (db) => {
-    await sweepOrphans(db).catch(() => {}); // best effort: a sweep never blocks a session
+    if (inWorker) await sweepOrphans(db).catch(() => {}); // best effort: a sweep never blocks a session
     return new EntryStore(db);
   });
   return opening;
+}
+
+let channel = null;
+
+function announce(message) {
+  try {
+    channel ??= new BroadcastChannel(STORAGE_CHANNEL);
+    channel.postMessage(message);
+  } catch {
+    // no BroadcastChannel: pages refresh their listing when they are opened instead
+  }
 }
 
 function openDatabase() {
@@ -105,9 +132,11 @@ export class EntryStore {
   async put(key, chunks, meta = {}) {
     const version = crypto.randomUUID();
     const parts = [];
+    let needed = 0;
     try {
       let batch = [];
       let batchBytes = 0;
+      needed = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
       for (const part of repartition(chunks)) {
         batch.push(part);
         batchBytes += part.byteLength;
@@ -125,11 +154,35 @@ export class EntryStore {
       const size = parts.reduce((a, b) => a + b, 0);
       const entry = { key, version, size, parts, meta, storedAt: Date.now() };
       await this._flip(entry);
+      announce({ type: "changed", key });
       return entry;
     } catch (error) {
       await this._deleteParts(key, version).catch(() => {}); // the sweep gets them otherwise
-      throw error;
+      if (!isQuotaError(error)) throw error;
+      const written = parts.reduce((a, b) => a + b, 0);
+      throw await this._refused(error, { key, needed, written });
     }
+  }
+
+  // A quota error, restated with what was stored when the browser refused (see the header).
+  async _refused(error, { key, needed, written }) {
+    const entries = await this.list().catch(() => []);
+    const { usage, quota } = await estimate();
+    const stored = entries.reduce((sum, entry) => sum + entry.size, 0) + written;
+    const report = { key, needed, stored, usage, quota, at: Date.now() };
+    announce({ type: "refused", report });
+    const refused = new Error(`${error.message}; ${describeRefusal(report)}`, { cause: error });
+    refused.name = error.name || "QuotaExceededError";
+    refused.report = report;
+    return refused;
+  }
+
+  // Every entry, without its bytes: [{key, size, storedAt, meta}], sorted by key.
+  async list() {
+    const tx = this.db.transaction("entries", "readonly");
+    const entries = await done(tx.objectStore("entries").getAll());
+    return entries.map(({ key, size, storedAt, meta }) => ({ key: String(key), size, storedAt, meta }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async _writeParts(key, version, first, batch) {
@@ -192,6 +245,7 @@ export class EntryStore {
       tx.objectStore("parts").delete(partRange(entry.key, entry.version));
     }
     await finished(tx);
+    if (entry) announce({ type: "changed", key });
     return !!entry;
   }
 
@@ -232,6 +286,49 @@ export async function estimate() {
   } catch {
     return { usage: 0, quota: 0 };
   }
+}
+
+// 1234567 -> "1.23 MB" (decimal units, as browsers and disks count).
+export function formatBytes(bytes) {
+  const units = ["bytes", "kB", "MB", "GB", "TB"];
+  let value = Number(bytes) || 0;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} bytes` : `${value.toPrecision(3).replace(/\.?0+$/, "")} ${units[unit]}`;
+}
+
+// The sentence a quota error carries (and the Lens's storage panel shows).
+export function describeRefusal({ stored, quota }) {
+  const estimated = quota ? `it had estimated a quota of ${formatBytes(quota)}, ${quota} bytes`
+    : "it gave no quota estimate";
+  return `the browser refused more at ${formatBytes(stored)} (${stored} bytes stored; ${estimated})`;
+}
+
+export async function listEntries() {
+  return (await openStore()).list();
+}
+
+// Removes each key's entry; returns the bytes freed.
+export async function removeEntries(keys) {
+  const store = await openStore();
+  let freed = 0;
+  for (const key of keys) {
+    const entry = await store.entry(key);
+    if (entry && (await store.remove(key))) freed += entry.size;
+  }
+  return freed;
+}
+
+// The spill sessions whose worker still runs (it holds the session's Web Lock): their
+// entries are in use by a live ActivationCache and must not be removed from outside.
+export async function liveSpillSessions() {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return new Set();
+  const { held = [] } = await locks.query();
+  return new Set(held.filter((lock) => lock.name.startsWith(LOCK)).map((lock) => lock.name.slice(LOCK.length)));
 }
 
 export function isQuotaError(error) {
@@ -287,13 +384,12 @@ export const pythonStorage = {
 };
 
 let spillSession = null;
-const SPILL = "spill/";
 const LOCK = "neuroscope-spill/";
 
 async function startSpillSession() {
   const id = crypto.randomUUID();
   const locks = globalThis.navigator?.locks;
-  if (!locks) return `${SPILL}${id}/`;
+  if (!locks) return `${SPILL_PREFIX}${id}/`;
   await new Promise((granted) => {
     locks.request(LOCK + id, () => {
       granted();
@@ -303,9 +399,9 @@ async function startSpillSession() {
   const { held = [] } = await locks.query();
   const live = new Set(held.map((lock) => lock.name));
   const store = await openStore();
-  for (const key of await store.keys(SPILL)) {
-    const session = key.slice(SPILL.length).split("/")[0];
+  for (const key of await store.keys(SPILL_PREFIX)) {
+    const session = key.slice(SPILL_PREFIX.length).split("/")[0];
     if (!live.has(LOCK + session)) await store.remove(key);
   }
-  return `${SPILL}${id}/`;
+  return `${SPILL_PREFIX}${id}/`;
 }

@@ -21,10 +21,11 @@
 import { readStream } from "./files.js";
 import { openStore } from "./storage.js";
 
-const PREFIX = "weights/";
+// The cache's keys: WEIGHTS_PREFIX + the file's URL (web/storage_panel.js lists them).
+export const WEIGHTS_PREFIX = "weights/";
 
 export async function fetchWeights(url, onProgress = () => {}, log = () => {}) {
-  const key = PREFIX + url;
+  const key = WEIGHTS_PREFIX + url;
   let store = null;
   let cached = null;
   try {
@@ -109,7 +110,7 @@ async function fromCache(store, key, url, onProgress) {
 
 export async function forgetWeights(url = null) {
   const store = await openStore();
-  const keys = url ? [PREFIX + url] : await store.keys(PREFIX);
+  const keys = url ? [WEIGHTS_PREFIX + url] : await store.keys(WEIGHTS_PREFIX);
   let removed = 0;
   for (const key of keys) removed += (await store.remove(key)) ? 1 : 0;
   return removed;
@@ -168,7 +169,7 @@ async function contentHash(bytes) {
 export async function weightsHash(url) {
   try {
     const store = await openStore();
-    const entry = await store.entry(PREFIX + url);
+    const entry = await store.entry(WEIGHTS_PREFIX + url);
     return entry?.meta?.sha256 ?? null;
   } catch {
     return null;
