@@ -38,7 +38,7 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NEEDED_MODULES = ("numpy", "tokenizers", "pytest", "safetensors", "threadpoolctl", "psutil",
-                  "torch", "transformers", "transformer_lens", "ruff", "playwright")
+                  "torch", "transformers", "transformer_lens", "ruff", "playwright", "hypothesis")
 
 
 def _pip(*args):

@@ -1,22 +1,59 @@
 // The Python each Lens action runs in the worker: one function per action, returning
-// {code}. `code` is what the view's "Python" box shows and what runs, so copying it into
-// the notebook reproduces the view; what the user typed enters it as JSON string literals,
-// which are also valid Python literals. (Uploaded file bytes go in as globals instead.)
+// {code, run, globals}. Nothing from a link, a file or a form is pasted into the source
+// that runs: `run` reads its inputs from the global `lens_args` (one JSON string, parsed
+// in Python) or from other globals (uploaded file bytes). `code` is what the view's
+// "Python" box shows, generated from the same values: validated integers, booleans and
+// None, and strings as JSON string literals (which are also Python string literals), so
+// copying it into the notebook reproduces the view and cannot run anything else.
 
-const q = (value) => JSON.stringify(value); // a Python literal for strings, numbers, lists
+export const ABLATION_KINDS = ["zero", "mean", "resample"];
+
+// A JSON string literal: a valid Python string literal that contains no executable code.
+function str(value, what) {
+  if (typeof value !== "string") throw new TypeError(`${what} is ${describe(value)}; expected a string`);
+  return JSON.stringify(value);
+}
+
+function int(value, what) {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`${what} is ${describe(value)}; expected a non-negative integer`);
+  }
+  return String(value);
+}
+
+function describe(value) {
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (value === undefined) return "missing";
+  try { return `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`; } catch { return typeof value; }
+}
+
+// The code that runs: the arguments come from the global `lens_args`, never from the source.
+function withArgs(call, args) {
+  return {
+    run: `import json\nfrom neuroscope import lens\nlens_args = json.loads(lens_args)\n${call}`,
+    globals: { lens_args: JSON.stringify(args) },
+  };
+}
+
+const optionalStr = (value, what) => (value == null ? "None" : str(value, what));
 
 export function loadModel(ref) {
+  const shown = `from neuroscope import TransformerModel, lens
+model = TransformerModel.from_huggingface(${str(ref, "the model reference")})
+{**lens.model_info(model), "family": model.cfg.family, "source": str(model.source)}`;
   return {
-    code: `from neuroscope import TransformerModel, lens
-model = TransformerModel.from_huggingface(${q(ref)})
-{**lens.model_info(model), "family": model.cfg.family, "source": str(model.source)}`,
+    code: shown,
+    ...withArgs(`from neuroscope import TransformerModel
+model = TransformerModel.from_huggingface(lens_args["ref"])
+{**lens.model_info(model), "family": model.cfg.family, "source": str(model.source)}`, { ref }),
   };
 }
 
 // Files picked or dropped: written into Pyodide's file system, then loaded as a folder.
+// The bytes and the names enter as the globals `file_data` and `file_names`.
 export function loadFiles(names) {
-  return {
-    code: `import os
+  names.forEach((name, i) => str(name, `file name ${i}`));
+  const body = `import os
 from neuroscope import TransformerModel, lens
 folder = "/tmp/uploaded-model"
 os.makedirs(folder, exist_ok=True)
@@ -27,49 +64,77 @@ for name, data in zip(file_names, file_data):
         handle.write(data)
 del file_data
 model = TransformerModel.from_huggingface(folder)
-{**lens.model_info(model), "family": model.cfg.family, "source": ${q(names.join(", "))}}`,
+`;
+  return {
+    code: `${body}{**lens.model_info(model), "family": model.cfg.family, "source": ${str(names.join(", "), "file names")}}`,
+    run: `${body}{**lens.model_info(model), "family": model.cfg.family, "source": ", ".join(file_names)}`,
+    globals: {},
   };
 }
 
 export function analyze(prompt) {
-  return { code: `from neuroscope import lens\nlens.analyze(model, ${q(prompt)})` };
+  return {
+    code: `from neuroscope import lens\nlens.analyze(model, ${str(prompt, "the prompt")})`,
+    ...withArgs(`lens.analyze(model, lens_args["prompt"])`, { prompt }),
+  };
+}
+
+// The ablation list, checked entry by entry: {layer, head, kind} or {layer, mlp: true, kind}.
+export function cleanAblations(ablations) {
+  if (!Array.isArray(ablations)) throw new TypeError(`ablations is ${describe(ablations)}; expected a list`);
+  return ablations.map((entry, i) => {
+    const where = `ablations[${i}]`;
+    if (entry === null || typeof entry !== "object") throw new TypeError(`${where} is ${describe(entry)}; expected an object`);
+    const kind = entry.kind ?? "zero";
+    if (!ABLATION_KINDS.includes(kind)) {
+      throw new TypeError(`${where}.kind is ${describe(kind)}; expected one of ${ABLATION_KINDS.join(", ")}`);
+    }
+    int(entry.layer, `${where}.layer`);
+    if (entry.mlp === true) return { layer: entry.layer, mlp: true, kind };
+    int(entry.head, `${where}.head`);
+    return { layer: entry.layer, head: entry.head, kind };
+  });
+}
+
+function ablationLiteral(ablation) {
+  const unit = ablation.mlp ? `"mlp": True` : `"head": ${int(ablation.head, "head")}`;
+  return `{"layer": ${int(ablation.layer, "layer")}, ${unit}, "kind": ${str(ablation.kind, "kind")}}`;
 }
 
 export function ablate(state) {
   const { prompt, answer, wrong } = state;
-  const ablations = state.selection.ablations ?? [];
-  const reference = state.selection.ablationKind === "resample" ? state.corrupted : null;
+  const ablations = cleanAblations(state.selection.ablations ?? []);
+  const reference = state.selection.ablationKind === "resample" ? (state.corrupted ?? null) : null;
+  const args = { prompt, ablations, answer: answer ?? null, wrong: wrong ?? null, reference };
   return {
-    code: `from neuroscope import lens\nlens.ablate(model, ${q(prompt)}, ${pyValue(ablations)}, ` +
-      `answer=${pyValue(answer)}, wrong=${pyValue(wrong)}, reference=${pyValue(reference)})`,
+    code: `from neuroscope import lens\nlens.ablate(model, ${str(prompt, "the prompt")}, ` +
+      `[${ablations.map(ablationLiteral).join(", ")}], answer=${optionalStr(answer, "answer")}, ` +
+      `wrong=${optionalStr(wrong, "wrong")}, reference=${optionalStr(reference, "the corrupted prompt")})`,
+    ...withArgs(`lens.ablate(model, lens_args["prompt"], lens_args["ablations"], answer=lens_args["answer"], ` +
+      `wrong=lens_args["wrong"], reference=lens_args["reference"])`, args),
   };
 }
 
 export function patch(state) {
+  const args = { prompt: state.prompt, corrupted: state.corrupted, answer: state.answer, wrong: state.wrong };
   return {
-    code: `from neuroscope import lens\nlens.patch(model, ${q(state.prompt)}, ${q(state.corrupted)}, ` +
-      `${q(state.answer)}, ${q(state.wrong)})`,
+    code: `from neuroscope import lens\nlens.patch(model, ${str(args.prompt, "the prompt")}, ` +
+      `${str(args.corrupted, "the corrupted prompt")}, ${str(args.answer, "answer")}, ${str(args.wrong, "wrong")})`,
+    ...withArgs(`lens.patch(model, lens_args["prompt"], lens_args["corrupted"], lens_args["answer"], ` +
+      `lens_args["wrong"])`, args),
   };
 }
 
 export function neurons(layer, neuron) {
   return {
-    code: `from neuroscope import lens\nlens.neurons(model, ${layer}, ${neuron}, lens.sample_texts(model))`,
+    code: `from neuroscope import lens\nlens.neurons(model, ${int(layer, "the neuron layer")}, ` +
+      `${int(neuron, "the neuron")}, lens.sample_texts(model))`,
+    ...withArgs(`lens.neurons(model, lens_args["layer"], lens_args["neuron"], lens.sample_texts(model))`,
+      { layer, neuron }),
   };
 }
 
 export function demoPrompts() {
-  return { code: "from neuroscope import lens\nlens.demo_prompts(model)" };
-}
-
-// JSON -> Python literal (true/false/null differ).
-export function pyValue(value) {
-  if (value === null || value === undefined) return "None";
-  if (value === true) return "True";
-  if (value === false) return "False";
-  if (Array.isArray(value)) return `[${value.map(pyValue).join(", ")}]`;
-  if (typeof value === "object") {
-    return `{${Object.entries(value).map(([key, item]) => `${q(key)}: ${pyValue(item)}`).join(", ")}}`;
-  }
-  return q(value);
+  const code = "from neuroscope import lens\nlens.demo_prompts(model)";
+  return { code, run: code, globals: {} };
 }

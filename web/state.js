@@ -41,13 +41,90 @@ export function defaultState() {
   };
 }
 
-// A state from a link or file, completed with defaults for anything it leaves out.
+export const SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"];
+export const COMPONENTS = ["residual", "attention", "mlp"];
+export const ABLATION_KINDS = ["zero", "mean", "resample"];
+
+// A state from a link or file, completed with defaults for anything it leaves out and
+// repaired where a field has the wrong type (state.repaired lists what was replaced, for
+// one message; repairState checks the ranges once the model is known).
 export function completeState(partial) {
   const base = defaultState();
   const state = { ...base, ...partial };
+  const repaired = [];
   state.model = { ...base.model, ...(partial.model ?? {}) };
-  state.selection = { ...base.selection, ...(partial.selection ?? {}) };
-  if (!VIEWS.includes(state.view)) state.view = base.view;
+  state.selection = { ...base.selection, ...(isObject(partial.selection) ? partial.selection : {}) };
+  if (!VIEWS.includes(state.view)) {
+    if ("view" in partial) repaired.push(`view ${describe(partial.view)}`);
+    state.view = base.view;
+  }
+  for (const field of ["prompt", "corrupted", "answer", "wrong"]) {
+    if (typeof state[field] !== "string") {
+      if (partial[field] != null) repaired.push(`${field} ${describe(partial[field])}`);
+      state[field] = base[field];
+    }
+  }
+  repairSelection(state.selection, null, repaired);
   state.notebook = Array.isArray(partial.notebook) ? partial.notebook : base.notebook;
+  if (!Array.isArray(state.interventions)) state.interventions = [];
+  state.repaired = repaired;
   return state;
+}
+
+// Checks the selection against the loaded model ({n_layers, n_heads, d_mlp}): out-of-range
+// or wrongly typed values go back to their defaults and bad ablation entries are dropped.
+// Returns the list of what was replaced or dropped (empty when all was valid).
+export function repairState(state, info) {
+  const repaired = [];
+  repairSelection(state.selection, info, repaired);
+  return repaired;
+}
+
+export function repairMessage(repaired) {
+  return `This link's state had values this app or model cannot use; replaced or dropped: ${repaired.join("; ")}.`;
+}
+
+function repairSelection(selection, info, repaired) {
+  const base = defaultState().selection;
+  const limits = {
+    layer: info?.n_layers, head: info?.n_heads, neuronLayer: info?.n_layers, neuron: info?.d_mlp,
+  };
+  for (const [field, limit] of Object.entries(limits)) {
+    if (!isIndex(selection[field], limit)) {
+      repaired.push(`selection.${field} ${describe(selection[field])}` + (limit ? ` (expected 0-${limit - 1})` : ""));
+      selection[field] = base[field];
+    }
+  }
+  if (selection.token !== null && !isIndex(selection.token)) {
+    repaired.push(`selection.token ${describe(selection.token)}`);
+    selection.token = null;
+  }
+  for (const [field, allowed] of [["scoreKind", SCORE_KINDS], ["component", COMPONENTS],
+    ["ablationKind", ABLATION_KINDS]]) {
+    if (!allowed.includes(selection[field])) {
+      repaired.push(`selection.${field} ${describe(selection[field])} (expected one of ${allowed.join(", ")})`);
+      selection[field] = base[field];
+    }
+  }
+  if (!Array.isArray(selection.ablations)) {
+    repaired.push(`selection.ablations ${describe(selection.ablations)}`);
+    selection.ablations = [];
+  }
+  selection.ablations = selection.ablations.filter((entry, i) => {
+    const ok = isObject(entry) && isIndex(entry.layer, info?.n_layers) &&
+      (entry.mlp === true || isIndex(entry.head, info?.n_heads)) &&
+      (entry.kind === undefined || ABLATION_KINDS.includes(entry.kind));
+    if (!ok) repaired.push(`selection.ablations[${i}] ${describe(entry)}`);
+    return ok;
+  });
+}
+
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+const isIndex = (value, limit) => Number.isSafeInteger(value) && value >= 0 && (!limit || value < limit);
+
+function describe(value) {
+  let text;
+  try { text = JSON.stringify(value); } catch { text = undefined; }
+  text = text ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
