@@ -7,8 +7,10 @@ import * as calls from "./lens_calls.js";
 import { ModelPanel } from "./models.js";
 import { Notebook } from "./notebook.js";
 import { render } from "./render.js";
-import { ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
-import { completeState, defaultState, VIEW_TITLES, VIEWS } from "./state.js";
+import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
+import { mountStoragePanel } from "./storage_panel.js";
+import { differs, keepPrevious, previousSessions, readSession, setPrevious, writeSession } from "./session_store.js";
+import { completeState, defaultState, repairMessage, repairState, VIEW_TITLES, VIEWS } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
 import * as ActivationsView from "./views/activations.js";
@@ -20,6 +22,22 @@ import * as ProgressView from "./views/progress.js";
 import * as TokensView from "./views/tokens.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
+const DRAFT_FIELDS = ["prompt", "corrupted", "answer", "wrong"];
+
+// The views each action draws: a failed action shows its error in them.
+const ACTION_VIEWS = {
+  analysis: ["tokens", "attention", "logit_lens", "activations"], ablation: ["ablation"], patching: ["patching"],
+  neurons: ["neurons"],
+};
+
+// A result that arrived after a newer request of the same action was made: dropped.
+export class Superseded extends Error {
+  constructor(what) {
+    super(`${what}: superseded by a newer request`);
+    this.name = "Superseded";
+    this.shown = true;
+  }
+}
 
 export class LensApp {
   constructor(root, neuroscope) {
@@ -28,12 +46,16 @@ export class LensApp {
     this.state = defaultState();
     this.results = { analysis: null, ablation: null, patching: null, neurons: null, prompts: null };
     this.code = {}; // view -> the Python that produced what it shows
-    this.busy = new Set();
+    this.busy = new Map(); // action -> requests in flight (busy.size: actions running)
+    this.tickets = {}; // action -> the number of its latest request (the latest wins)
+    this.failures = {}; // action -> the error of its latest request, shown in its views
     this.notebook = new Notebook($("#notebook", root), {
       python: (code) => this.neuroscope.python(code),
       runCell: (source) => this.runCell(source),
       drawView: (el, view, value) => this.drawResult(el, view, value),
-      onChange: (cells) => { this.state.notebook = cells; },
+      onChange: (cells) => { this.state.notebook = cells; this.saveSoon(); },
+      interrupt: () => this.interrupt(),
+      restart: () => this.restart().catch((error) => this.shown(error)),
     });
     this.models = new ModelPanel($("#model-panel", root), {
       load: (source) => this.loadModel(source),
@@ -46,13 +68,52 @@ export class LensApp {
     let fromLink = null;
     try {
       fromLink = await stateFromLocation(location);
-      if (fromLink) this.state = completeState(fromLink);
     } catch (error) {
       this.message(`${error instanceof ShareLinkError ? "This share link cannot be opened" : "Error"}: ` +
         `${error.message}. The app opened with its defaults instead.`, "error");
     }
+    // This profile's own session (saved as it changed) comes back; a link opens on top of
+    // it, and the session it replaced on screen is kept for "Restore".
+    const { entry: saved, problem } = readSession();
+    if (problem) this.message(`${problem}; this session starts from the defaults and will replace it.`, "warn");
+    if (fromLink) {
+      // From here on the session is saved as it changes; a reload restores it (with the
+      // user's edits) instead of opening the link over them again.
+      history.replaceState(null, "", location.pathname + location.search);
+      if (saved && differs(saved.state, fromLink)) {
+        keepPrevious(saved);
+        this.offerRestore();
+      }
+      await this.openState(fromLink);
+    } else if (saved) {
+      await this.openState(saved.state, { fromLink: false, drafts: saved.drafts });
+    } else {
+      await this.openState(null);
+    }
+  }
+
+  // Opens a state (null: the defaults): from a link or a file (`fromLink`: its code cells
+  // wait for a click) or this profile's saved session. Fields of the wrong type or out of
+  // the loaded model's range are repaired (one message lists them); the model is loaded.
+  async openState(state, { fromLink = true, drafts = null } = {}) {
+    this.state = defaultState();
+    if (state) {
+      try {
+        this.state = completeState(validateState(state));
+      } catch (error) {
+        fromLink = false;
+        this.message(`This state cannot be opened: ${error.message}. The app opened with its defaults instead.`,
+          "error");
+      }
+    }
     this.syncInputs();
-    this.notebook.setCells(this.state.notebook, { fromLink: Boolean(fromLink) });
+    for (const [name, value] of Object.entries(drafts ?? {})) {
+      const input = $(`#${name}`, this.root);
+      if (input && typeof value === "string" && DRAFT_FIELDS.includes(name)) input.value = value;
+    }
+    this.notebook.setCells(this.state.notebook, { fromLink: Boolean(state) && fromLink });
+    this.autosave = true;
+    this.saveSoon();
     await this.neuroscope.ready;
     const ref = this.state.model.ref;
     if (ref.startsWith("local:")) {
@@ -72,14 +133,16 @@ export class LensApp {
   async loadModel(source, { keepState = false } = {}) {
     const call = source.files ? calls.loadFiles(source.files.map((file) => file.name)) : calls.loadModel(source.ref);
     const globals = source.files ? {
+      ...call.globals,
       file_names: source.files.map((file) => file.name),
       file_data: await Promise.all(source.files.map(async (file) => new Uint8Array(await file.arrayBuffer()))),
-    } : undefined;
+    } : call.globals;
     this.models.setStatus(`Loading ${source.ref ?? source.files.map((f) => f.name).join(", ")}…`);
     const firstEvent = this.neuroscope.progress.length;
     try {
-      const info = await this.run("model", call.code, globals);
+      const info = await this.run("model", call.run, globals);
       this.modelInfo = info;
+      this.source = source;
       const ref = source.ref ?? `local:${source.files.map((file) => file.name).join(",")}`;
       const sha256 = await this.contentHash(this.neuroscope.progress.slice(firstEvent));
       const pinned = keepState && this.state.model.ref === ref ? this.state.model.sha256 : null;
@@ -93,6 +156,9 @@ export class LensApp {
       this.code.model = call.code;
       this.models.showCode(call.code);
       if (!keepState) this.state.selection = { ...defaultState().selection };
+      const repaired = [...(this.state.repaired ?? []), ...repairState(this.state, info)];
+      delete this.state.repaired;
+      if (repaired.length) this.message(repairMessage(repaired), "warn");
       this.results = { analysis: null, ablation: null, patching: null, neurons: null, prompts: null };
     } catch (error) {
       const current = this.modelInfo ? ` The current model (${this.modelInfo.name}) is still loaded.` : "";
@@ -100,7 +166,7 @@ export class LensApp {
         "error");
       return null;
     }
-    await this.analyze().catch(() => {}); // shown in the messages; the model stays loaded
+    await this.analyze().catch((error) => this.shown(error)); // the model stays loaded
     return this.modelInfo;
   }
 
@@ -117,9 +183,9 @@ export class LensApp {
   }
 
   async analyze() {
-    const call = calls.analyze(this.state.prompt);
-    this.results.analysis = await this.run("analysis", call.code);
-    for (const view of ["tokens", "attention", "logit_lens", "activations"]) this.code[view] = call.code;
+    const call = this.prepare("analysis", () => calls.analyze(this.state.prompt));
+    for (const view of ACTION_VIEWS.analysis) this.code[view] = call.code;
+    this.results.analysis = await this.run("analysis", call.run, call.globals);
     const { n_layers: layers, n_heads: heads } = this.results.analysis.model;
     const selection = this.state.selection;
     selection.layer = Math.min(selection.layer, layers - 1);
@@ -133,25 +199,25 @@ export class LensApp {
   }
 
   async ablate() {
-    const call = calls.ablate(this.state);
+    const call = this.prepare("ablation", () => calls.ablate(this.state));
     this.code.ablation = call.code;
-    this.results.ablation = await this.run("ablation", call.code);
+    this.results.ablation = await this.run("ablation", call.run, call.globals);
     this.state.interventions = this.results.ablation.spec ?? [];
     this.draw();
   }
 
   async patch() {
-    const call = calls.patch(this.state);
+    const call = this.prepare("patching", () => calls.patch(this.state));
     this.code.patching = call.code;
-    this.results.patching = await this.run("patching", call.code);
+    this.results.patching = await this.run("patching", call.run, call.globals);
     this.draw();
   }
 
   async neurons() {
     const { neuronLayer, neuron } = this.state.selection;
-    const call = calls.neurons(neuronLayer, neuron);
+    const call = this.prepare("neurons", () => calls.neurons(neuronLayer, neuron));
     this.code.neurons = call.code;
-    this.results.neurons = await this.run("neurons", call.code);
+    this.results.neurons = await this.run("neurons", call.run, call.globals);
     this.draw();
   }
 
@@ -168,7 +234,7 @@ export class LensApp {
 
   async loadDemoPrompts() {
     try {
-      const examples = await this.neuroscope.python(calls.demoPrompts().code);
+      const examples = await this.neuroscope.python(calls.demoPrompts().run);
       this.results.prompts = [...examples.ioi.map((item) => ({ ...item, label: `IOI: ${item.label}` })),
         ...examples.facts.map((item) => ({ ...item, label: `Fact: ${item.label}` }))];
       const select = $("#examples", this.root);
@@ -179,28 +245,99 @@ export class LensApp {
     }
   }
 
-  // Runs code in the worker, marking `what` busy; errors are shown and rethrown.
+  // The call of an action, built from the state; a value it refuses is shown and rethrown.
+  prepare(what, make) {
+    try {
+      return make();
+    } catch (error) {
+      this.fail(what, `${what}: ${error.message}`);
+      error.shown = true;
+      throw error;
+    }
+  }
+
+  // Runs code in the worker, counting it busy under `what`. Only the latest request of each
+  // action counts: an older one's result or error is dropped (Superseded). Errors are shown
+  // (in the messages and in the action's views) and rethrown marked `shown`.
   async run(what, code, globals) {
-    this.busy.add(what);
+    const ticket = this.tickets[what] = (this.tickets[what] ?? 0) + 1;
+    try {
+      const value = await this.track(what, this.neuroscope.python(code, globals));
+      if (ticket !== this.tickets[what]) throw new Superseded(what);
+      this.failures[what] = null; // the caller draws the new result
+      return value;
+    } catch (error) {
+      if (error instanceof Superseded || ticket !== this.tickets[what]) throw new Superseded(what);
+      if (error.name === "WorkerRestarted") error.shown = true; // restart() says so, once
+      if (!error.shown) this.fail(what, `${what}: ${error.pyType ?? error.name}: ${error.message}`);
+      error.shown = true;
+      throw error;
+    }
+  }
+
+  // An action failed: one message, and its views show the error instead of an older result.
+  fail(what, text) {
+    this.message(text, "error");
+    this.failures[what] = text;
+    this.draw();
+  }
+
+  // For promises whose errors run() and prepare() have already shown; anything else (a bug)
+  // becomes a message too, so no error is silently dropped.
+  shown(error) {
+    if (!error?.shown) this.message(`Unexpected error: ${error?.name ?? "Error"}: ${error?.message ?? error}`, "error");
+  }
+
+  async runCell(source) {
+    return this.track("notebook cell", this.neuroscope.python(
+      "import neuroscope_session\nawait neuroscope_session.run_cell(cell_source)", { cell_source: source }));
+  }
+
+  // Counts `promise` as busy under `what` until it settles; returns it.
+  async track(what, promise) {
+    this.busy.set(what, (this.busy.get(what) ?? 0) + 1);
     this.drawBusy();
     try {
-      return await this.neuroscope.python(code, globals);
-    } catch (error) {
-      this.message(`${what}: ${error.pyType ?? error.name}: ${error.message}`, "error");
-      throw error;
+      return await promise;
     } finally {
-      this.busy.delete(what);
+      const left = this.busy.get(what) - 1;
+      if (left > 0) this.busy.set(what, left);
+      else this.busy.delete(what);
       this.drawBusy();
     }
   }
 
-  async runCell(source) {
-    return this.neuroscope.python("import neuroscope_session\nawait neuroscope_session.run_cell(cell_source)",
-      { cell_source: source });
+  // KeyboardInterrupt in the running Python (the request in flight fails with it).
+  interrupt() {
+    if (this.neuroscope.interrupt()) return true;
+    this.message("Python cannot be interrupted here: the page is not cross-origin isolated (no shared " +
+      "memory with the worker). Restart stops it; the model reloads from the cache.", "warn");
+    return false;
+  }
+
+  // A fresh Python worker: requests in flight are dropped, the current model reloads (from
+  // IndexedDB), the prompts, selection and notebook cells stay. `why`: said in a message.
+  async restart(why = null) {
+    if (this.restarting) return this.restarting;
+    this.restarting = (async () => {
+      this.message(why ?? "Restarting Python: the model reloads from the cache; the notebook is kept.", "warn");
+      this.models.setStatus("Restarting Python…");
+      await this.neuroscope.restart();
+      this.busy.clear();
+      this.drawBusy();
+      const source = this.source ?? { ref: this.state.model.ref };
+      await this.loadModel(source, { keepState: true });
+    })();
+    try {
+      await this.restarting;
+    } finally {
+      this.restarting = null;
+    }
   }
 
   // -- drawing -------------------------------------------------------------------
   draw() {
+    this.saveSoon();
     for (const tab of this.root.querySelectorAll("#tabs button")) {
       tab.setAttribute("aria-selected", String(tab.dataset.view === this.state.view));
     }
@@ -210,10 +347,28 @@ export class LensApp {
     const view = this.state.view;
     if (view === "notebook") return;
     const el = $(`.panel[data-view="${view}"] .view`, this.root);
-    const props = this.props(view);
+    const action = Object.keys(ACTION_VIEWS).find((name) => ACTION_VIEWS[name].includes(view));
+    const failure = this.failures[action] ?? (action !== "analysis" ? this.failures.analysis : null);
+    const props = failure ? null : this.props(view);
     const waiting = view === "patching" && !this.results.patching;
-    if (props) render(el, waiting ? ProgressView : VIEW_MODULES[view], props);
+    if (failure) this.showError(el, view, failure);
+    else if (props) this.render(el, view, waiting ? ProgressView : VIEW_MODULES[view], props);
+    else if (!this.busy.size) el.replaceChildren();
     $(`.panel[data-view="${view}"] .code code`, this.root).textContent = this.code[view] ?? "";
+  }
+
+  // Draws a view; a draw that throws leaves the error in the view, never a blank or an old picture.
+  render(el, view, module, props) {
+    try {
+      render(el, module, props);
+    } catch (error) {
+      this.showError(el, view, `This view could not be drawn: ${error.name}: ${error.message}`);
+    }
+  }
+
+  showError(el, view, text) {
+    el.replaceChildren(Object.assign(document.createElement("p"), { className: "view-error", textContent: text }));
+    el.dataset.view = view;
   }
 
   // The props of `view` from the latest results and the selection (null: nothing yet).
@@ -243,11 +398,11 @@ export class LensApp {
           ablations: selection.ablations, kind: selection.ablationKind,
           baseline: result?.baseline ?? analysis.predictions.at(-1), ablated: result?.ablated ?? null,
           logitDiff: result?.logit_diff ?? null, busy: this.busy.has("ablation"),
-          onToggle: (unit) => { app.toggleAblation(unit).catch(() => {}); },
+          onToggle: (unit) => { app.toggleAblation(unit).catch((error) => app.shown(error)); },
           onKind: (kind) => {
             selection.ablationKind = kind;
             for (const item of selection.ablations) item.kind = kind;
-            app.ablate().catch(() => {});
+            app.ablate().catch((error) => app.shown(error));
           } };
       }
       case "patching": {
@@ -280,12 +435,19 @@ export class LensApp {
   drawResult(el, view, value) {
     const key = ["tokens", "attention", "logit_lens", "activations"].includes(view) ? "analysis" : view;
     const props = this.props(view, { ...this.results, [key]: value });
-    if (props) render(el, VIEW_MODULES[view], props);
+    if (props) this.render(el, view, VIEW_MODULES[view], props);
+    else this.showError(el, view, `Nothing to draw in the ${view} view: the value has no ${view} result.`);
   }
 
   drawBusy() {
-    const busy = [...this.busy];
+    const busy = [...this.busy].map(([what, count]) => (count > 1 ? `${what} (×${count})` : what));
     $("#busy", this.root).textContent = busy.length ? `Running: ${busy.join(", ")}…` : "";
+    const interrupt = $("#interrupt", this.root);
+    if (interrupt) {
+      interrupt.hidden = !busy.length;
+      interrupt.title = this.neuroscope.canInterrupt ? "Stop the running Python (KeyboardInterrupt)"
+        : "Unavailable on this page (not cross-origin isolated): use Restart";
+    }
   }
 
   message(text, level = "info") {
@@ -337,13 +499,13 @@ export class LensApp {
       button.dataset.view = view;
       button.setAttribute("role", "tab");
       button.textContent = VIEW_TITLES[view];
-      button.addEventListener("click", () => this.showView(view).catch(() => {})); // errors: in #messages
+      button.addEventListener("click", () => this.showView(view).catch((error) => this.shown(error)));
       return button;
     }));
     $("#prompt-form", this.root).addEventListener("submit", (event) => {
       event.preventDefault();
       for (const name of ["prompt", "corrupted", "answer", "wrong"]) this.state[name] = $(`#${name}`, this.root).value;
-      this.analyze().catch(() => {});
+      this.analyze().catch((error) => this.shown(error));
     });
     $("#examples", this.root).addEventListener("change", (event) => {
       const item = this.results.prompts?.[Number(event.target.value)];
@@ -351,15 +513,33 @@ export class LensApp {
       Object.assign(this.state, { prompt: item.clean, corrupted: item.corrupted, answer: item.answer,
         wrong: item.wrong });
       this.syncInputs();
-      this.analyze().catch(() => {});
+      this.analyze().catch((error) => this.shown(error));
     });
     $("#neuron-form", this.root).addEventListener("submit", (event) => {
       event.preventDefault();
-      this.state.selection.neuronLayer = Number($("#neuron-layer", this.root).value);
-      this.state.selection.neuron = Number($("#neuron-index", this.root).value);
-      this.neurons().catch(() => {});
+      const layer = Number($("#neuron-layer", this.root).value);
+      const neuron = Number($("#neuron-index", this.root).value);
+      const info = this.modelInfo ?? {};
+      const bad = [["layer", layer, info.n_layers], ["neuron", neuron, info.d_mlp]]
+        .filter(([, value, size]) => !Number.isSafeInteger(value) || value < 0 || (size && value >= size));
+      if (bad.length) {
+        this.message(bad.map(([what, value, size]) => `The neuron view's ${what} ${JSON.stringify(value)} is not ` +
+          `an integer in 0-${(size ?? 1) - 1}`).join("; "), "error");
+        return;
+      }
+      Object.assign(this.state.selection, { neuronLayer: layer, neuron });
+      this.neurons().catch((error) => this.shown(error));
     });
     $("#share", this.root).addEventListener("click", () => this.share());
+    const storage = $("#storage-panel", this.root);
+    if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
+    for (const name of DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
+    addEventListener("pagehide", () => this.saveNow());
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") this.saveNow(); });
+    $("#interrupt", this.root)?.addEventListener("click", () => this.interrupt());
+    $("#restart", this.root)?.addEventListener("click", () => this.restart().catch((error) => this.shown(error)));
+    this.neuroscope.onWorkerLost?.((payload) => this.restart(`${payload.message}. Restarting it: the model ` +
+      "reloads from the cache; the notebook is kept.").catch((error) => this.shown(error)));
     $("#open-state", this.root).addEventListener("change", (event) => this.openStateFile(event.target.files[0]));
     for (const panel of this.root.querySelectorAll(".panel[data-view]")) {
       const view = panel.dataset.view;
@@ -370,6 +550,42 @@ export class LensApp {
         this.showView("notebook");
       });
     }
+  }
+
+  // -- the saved session -------------------------------------------------------------
+  saveSoon() {
+    if (!this.autosave) return;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => this.saveNow(), 250);
+  }
+
+  saveNow() {
+    if (!this.autosave) return;
+    clearTimeout(this.saveTimer);
+    const { repaired, ...state } = this.state;
+    const drafts = Object.fromEntries(DRAFT_FIELDS.map((name) => [name, $(`#${name}`, this.root).value]));
+    const problem = writeSession({ ...state, notebook: this.notebook.cells() }, drafts);
+    if (problem && problem !== this.saveProblem) {
+      this.message(`This session is not being saved in the browser (${problem}): share it or export the ` +
+        "notebook to keep it.", "warn");
+    }
+    this.saveProblem = problem;
+  }
+
+  // A message with a button that brings back the session a link replaced on screen.
+  offerRestore() {
+    const item = this.message("This link opened over your own session, which is kept:", "info");
+    const button = Object.assign(document.createElement("button"), { id: "restore-session",
+      textContent: "Restore my previous session" });
+    button.addEventListener("click", () => {
+      const [entry, ...rest] = previousSessions();
+      if (!entry) return;
+      this.saveNow();
+      setPrevious([readSession().entry, ...rest].filter(Boolean)); // the link's session, restorable in turn
+      item.remove();
+      this.openState(entry.state, { fromLink: false, drafts: entry.drafts }).catch((error) => this.shown(error));
+    });
+    item.insertBefore(button, item.lastChild);
   }
 
   async share() {
@@ -383,8 +599,11 @@ export class LensApp {
       navigator.clipboard?.writeText(result.url).catch(() => {});
     } else {
       const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(result.file),
-        download: result.name, id: "share-file", textContent: `Download ${result.name} (too large for a link)` });
-      out.replaceChildren(link);
+        download: result.name, id: "share-file", textContent: `Download ${result.name}` });
+      const why = Object.assign(document.createElement("span"), { className: "share-note",
+        textContent: ` — this analysis is too large for a link (over ${MAX_LINK_LENGTH.toLocaleString("en")} ` +
+          "characters, more than mail and chat reliably keep); send the file: it opens with Open…" });
+      out.replaceChildren(link, why);
     }
     return result;
   }
@@ -392,10 +611,7 @@ export class LensApp {
   async openStateFile(file) {
     if (!file) return;
     try {
-      this.state = completeState(await readStateFile(file));
-      this.syncInputs();
-      this.notebook.setCells(this.state.notebook, { fromLink: true });
-      await this.loadModel({ ref: this.state.model.ref }, { keepState: true });
+      await this.openState(await readStateFile(file));
     } catch (error) {
       this.message(`Cannot open ${file.name}: ${error.message}`, "error");
     }

@@ -8,6 +8,9 @@
 //                                    window as a "neuroscope:progress" CustomEvent (detail: the
 //                                    event). Downloads: {stage: "download", url, done, total,
 //                                    cached?} with done/total in bytes (cached: from IndexedDB)
+//   window.neuroscope.interrupt()    KeyboardInterrupt in the running Python (false: unavailable)
+//   window.neuroscope.restart()      a new worker; Promise of its boot info
+//   window.neuroscope.onWorkerLost(listener)   called when the worker dies on its own
 //   window.neuroscope.app           the Lens (./app.js) once started
 // URL parameters: ?backend=webgpu|webgl|cpu forces a backend; ?threads=N the CPU backend's
 // wasm threads; ?hub=URL a Hugging Face hub mirror for hub names (as HF_ENDPOINT is in
@@ -22,14 +25,63 @@ const $ = (id) => document.getElementById(id);
 const progress = [];
 const logs = [];
 
-const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
-const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
-const ready = client.call("boot", { backend: params.get("backend"), threads: params.get("threads"),
-  hubURL: params.get("hub"), pageURL: location.href });
+// The worker of the moment: restart() and a lost worker replace it (a new Pyodide, a new
+// namespace); `generation` tells a stale worker's events from the current one's.
+const current = { worker: null, client: null, ready: null, interrupt: null, generation: 0 };
+const lostListeners = [];
+let readyText = null;
+
+function startWorker() {
+  const generation = ++current.generation;
+  const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
+  const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
+  // Interrupts need memory shared with the worker: only on a cross-origin isolated page.
+  const interrupt = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  const lock = navigator.locks ? `neuroscope-worker-${crypto.randomUUID()}` : null;
+  const ready = client.call("boot", { backend: params.get("backend"), threads: params.get("threads"),
+    hubURL: params.get("hub"), pageURL: location.href, interrupt, lock });
+  Object.assign(current, { worker, client, ready, interrupt });
+  renderStages();
+  showReady(ready, generation);
+  if (lock) {
+    // Granted once the worker no longer holds it: it has died (or restart() ended it).
+    ready.then(() => navigator.locks.request(lock, () => {
+      if (generation !== current.generation) return;
+      const payload = { name: "WorkerLost", message: "the Python worker stopped (it ran out of memory, crashed or " +
+        "was closed); its namespace is gone" };
+      client.failAll(payload);
+      for (const listener of lostListeners) listener(payload);
+    })).catch(() => {});
+  }
+  return ready;
+}
+
+startWorker();
 
 window.neuroscope = {
-  ready,
-  python: (code, globals) => ready.then(() => client.call("python", { code, globals })),
+  get ready() { return current.ready; },
+  python: (code, globals) => {
+    const { ready, client } = current;
+    return ready.then(() => client.call("python", { code, globals }));
+  },
+  // Raises KeyboardInterrupt in the Python that is running now; false where the page is not
+  // cross-origin isolated (no shared memory), where only restart() stops a runaway call.
+  interrupt() {
+    if (!current.interrupt) return false;
+    current.interrupt[0] = 2;
+    return true;
+  },
+  get canInterrupt() { return Boolean(current.interrupt); },
+  // A new worker (a fresh Python; pending calls reject with WorkerRestarted); resolves when booted.
+  restart() {
+    const { worker, client } = current;
+    const ready = startWorker();
+    client.failAll({ name: "WorkerRestarted", message: "the Python worker was restarted; this call was dropped" });
+    worker.terminate();
+    return ready;
+  },
+  // listener(payload) when the worker dies on its own (not by restart()).
+  onWorkerLost(listener) { lostListeners.push(listener); },
   progress,
   logs,
   app: null,
@@ -52,18 +104,20 @@ async function startLens() {
   }).catch((error) => showLog({ level: "warn", text: `offline use unavailable: ${error.message}` }));
 }
 
-renderStages();
-let readyText = null;
-ready.then((info) => {
-  const software = info.fallback ? " (software adapter)" : "";
-  readyText = `Ready: kernels ${info.backend ?? "none"}${software}; ` +
-    Object.entries(info.versions).map(([name, version]) => `${name} ${version}`).join(", ");
-  $("status").textContent = readyText;
-  document.querySelector("#repl button").disabled = false;
-}, (error) => {
-  $("status").textContent = `Start-up failed: ${error.message}`;
-  for (const item of document.querySelectorAll("#stages li:not(.done)")) item.classList.add("failed");
-});
+function showReady(ready, generation) {
+  ready.then((info) => {
+    if (generation !== current.generation) return;
+    const software = info.fallback ? " (software adapter)" : "";
+    readyText = `Ready: kernels ${info.backend ?? "none"}${software}; ` +
+      Object.entries(info.versions).map(([name, version]) => `${name} ${version}`).join(", ");
+    $("status").textContent = readyText;
+    document.querySelector("#repl button").disabled = false;
+  }, (error) => {
+    if (generation !== current.generation) return;
+    $("status").textContent = `Start-up failed: ${error.message}`;
+    for (const item of document.querySelectorAll("#stages li:not(.done)")) item.classList.add("failed");
+  });
+}
 
 $("repl").addEventListener("submit", async (event) => {
   event.preventDefault();

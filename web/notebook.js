@@ -9,7 +9,7 @@ const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "
 
 export class Notebook {
   // host: {runCell(source) -> Promise<{stdout, value} | {stdout, error}>,
-  //        drawView(el, view, value), onChange(cells)}
+  //        drawView(el, view, value), onChange(cells), interrupt?(), restart?()}
   constructor(root, host) {
     this.root = root;
     this.host = host;
@@ -23,6 +23,8 @@ export class Notebook {
       button("+ View", () => this.addCell({ type: "view", view: "attention",
         source: "from neuroscope import lens\nlens.analyze(model, \"The capital of France is\")" })),
       button("Run all", () => this.runAll()),
+      ...(host.interrupt ? [button("Interrupt", () => host.interrupt())] : []),
+      ...(host.restart ? [button("Restart", () => host.restart())] : []),
       button("Export .ipynb", () => this.download()),
       fileButton("Import .ipynb", ".ipynb,application/json", (file) => this.importFile(file)),
     );

@@ -158,6 +158,13 @@ export async function decodeText(fragment) {
   }
   const declared = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
   const compressed = bytes.subarray(HEADER);
+  if (declared > MAX_STATE_BYTES) {
+    // No state compresses to more than its own size limit: these bytes were never a state
+    // (random text after "ns1.", another program's data), not a link cut off in copying.
+    throw new ShareLinkError(`this is not a NeuroScope link: its header declares ${declared.toLocaleString("en")} ` +
+      `bytes of data, more than any NeuroScope state holds (${MAX_STATE_BYTES.toLocaleString("en")})`,
+    { reason: "format" });
+  }
   if (compressed.byteLength < declared) {
     throw new ShareLinkError(`the share link is truncated: it holds ${compressed.byteLength} of the ` +
       `${declared} bytes of data it declares (was it cut off when copied?)`, { reason: "truncated" });
@@ -186,9 +193,14 @@ export async function decodeText(fragment) {
   }
 }
 
+// The longest link Share makes. Browsers open far longer ones (Chromium 2 MB, Firefox about
+// 1 MB, Safari about 80,000 characters), but mail, chat and form fields often cut a URL near
+// 8 KB; a longer state travels as a file instead, so no link it makes fails to open anywhere.
+export const MAX_LINK_LENGTH = 8000;
+
 // {url} when the link fits in maxLength characters, else {file, name}: a .neuroscope file
 // holding the same encoding (readStateFile reads it back).
-export async function shareURL(state, base = globalThis.location?.href, { maxLength = 8000 } = {}) {
+export async function shareURL(state, base = globalThis.location?.href, { maxLength = MAX_LINK_LENGTH } = {}) {
   const encoded = await encodeState(state);
   const url = new URL(base);
   url.hash = `s=${encoded}`;

@@ -16,6 +16,10 @@
 //           Staged start-up, one progress event per stage (STAGES). No backend: the best
 //           available, where a software GPU (isFallbackAdapter) never beats the CPU path.
 //           "none" boots Python without kernels (the tokenizer and plain Python still work).
+//           interrupt?: an Int32Array on a SharedArrayBuffer (cross-origin isolated pages):
+//           writing 2 into it raises KeyboardInterrupt in the running Python.
+//           lock?: a Web Lock name the worker holds while it lives; the page's request for
+//           it is granted when the worker is gone (terminated, crashed, closed).
 //   python  {code, globals?: {name: value}}                   -> the value of the last expression
 //           `globals` enter Python as variables of the session namespace (never pasted into
 //           source): JSON-like values as Python ones, typed arrays as memoryviews (format
@@ -114,6 +118,11 @@ export class WorkerClient {
     this.pending.delete(message.id);
     if (message.ok) pending.resolve(message.result);
     else pending.reject(new WorkerError(message.error));
+  }
+
+  // Every pending call rejects with `payload` (the worker is gone).
+  failAll(payload) {
+    this._failAll(payload);
   }
 
   _failAll(payload) {

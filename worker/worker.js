@@ -28,15 +28,19 @@ import { createTokenizer } from "./tokenizer.js";
 import { fetchWeights, forgetWeights } from "./weights.js";
 
 const here = (path) => new URL(path, import.meta.url).href;
-const state = { booting: null, pyodide: null, session: null, info: null };
+const state = { booting: null, pyodide: null, session: null, info: null, interrupt: null };
 
 serveRequests(self, {
   boot: (args, ctx) => (state.booting ??= boot(args, ctx)),
   python: (args) => runPython(args),
 });
 
-async function boot({ backend: forced = null, pageURL = null, hubURL = null, threads = null } = {}, ctx) {
+async function boot({ backend: forced = null, pageURL = null, hubURL = null, threads = null, interrupt = null,
+  lock = null } = {}, ctx) {
   const started = performance.now();
+  // Held for the worker's whole life: the page's request for the same lock is granted when
+  // this worker is gone (terminated, crashed, closed), which is how the page notices.
+  if (lock) await new Promise((held) => navigator.locks.request(lock, () => { held(); return new Promise(() => {}); }));
   const stage = (name, detail) =>
     ctx.progress(name, { detail, ms: Math.round(performance.now() - started) });
   if (forced !== null && forced !== "none" && !BACKENDS.includes(forced)) {
@@ -51,6 +55,11 @@ async function boot({ backend: forced = null, pageURL = null, hubURL = null, thr
     stderr: (text) => ctx.log("warn", text),
   });
   stage("runtime", `Pyodide ${pyodide.version}`);
+  if (interrupt) {
+    // The page writes 2 (SIGINT) here: the running Python raises KeyboardInterrupt.
+    pyodide.setInterruptBuffer(interrupt);
+    state.interrupt = interrupt;
+  }
 
   const [archive, sessionSource] = await Promise.all([
     fetchOk(here("../py/neuroscope.zip"), "arrayBuffer",
@@ -164,6 +173,7 @@ async function isSoftwareAdapter(name) {
 async function runPython({ code, globals = null }) {
   if (!state.session) throw new Error("the worker is not booted; send a boot request first");
   if (typeof code !== "string") throw new TypeError(`python: code must be a string, got ${typeof code}`);
+  if (state.interrupt) state.interrupt[0] = 0; // an interrupt sent while idle does not hit this call
   // undefined arrives as None (null would be jsnull). Awaiting the coroutine's proxy
   // destroys it (Pyodide), and the reply is a plain JS object (to_js): no proxy outlives the call.
   const reply = await state.session.run(code, globals ?? undefined);

@@ -112,6 +112,8 @@ def test_damaged_links_are_share_link_errors_that_say_why(share):
         "not a link": "hello world",
         "garbage base64": "ns1.@@not*base64!!",
         "base64 of nothing sensible": "ns1.AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        # random bytes after "ns1.": their first 4 bytes declare 572,662,306 bytes of data
+        "base64 of random bytes": "ns1.IiIiIh" + payload[10:40],
     }
     mid = len(encoded) // 2
     cases["one character changed"] = encoded[:mid] + ("A" if encoded[mid] != "A" else "B") + encoded[mid + 1:]
@@ -124,6 +126,7 @@ def test_damaged_links_are_share_link_errors_that_say_why(share):
         "not a link": ("format", 'should start with "ns1."'),
         "garbage base64": ("base64", 'character "@" at position 0'),
         "base64 of nothing sensible": ("checksum", "more than the 0 it declares"),
+        "base64 of random bytes": ("format", "this is not a NeuroScope link: its header declares 572,662,306 bytes"),
         "one character changed": ("checksum", "checksum does not match"),
     }
     for case, text in cases.items():
