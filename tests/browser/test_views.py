@@ -216,11 +216,11 @@ def test_attention_without_selection_and_one_token(gallery):
     assert screenshot_ink(gallery, "attention_1") > 5000
 
 
-def test_attention_gpt2_small_size_draws_quickly(gallery):
-    elapsed = show(gallery, "attention", attention_props(128), ["onSelect"])
+def test_attention_draws_at_gpt2_small_size(gallery):
+    # How long this takes is measured in bench/app.py (attention draw), not here.
+    show(gallery, "attention", attention_props(128), ["onSelect"])
     thumbs, pattern, scores = grids(gallery)
     assert (pattern["rows"], pattern["cols"]) == (128, 128) and pattern["ink"] > 0 and thumbs["ink"] > 0
-    assert elapsed < 5000, f"drawing 12x12 heads of 128 tokens took {elapsed:.0f} ms"
     shown = gallery.locator("[data-role=pattern] .nsv-axis > span").count()
     assert 2 * 128 / 4 <= shown < 2 * 128  # dense axes label every n-th token
     click_cell(gallery, THUMBS, 11, 11)
