@@ -6,7 +6,8 @@ origin (models, tokenizer.json) are copied under ``site.root`` (same origin, so
 COEP/CORP let the worker fetch them). ``open_page`` boots web/index.html with a
 forced backend and waits for ``window.neuroscope.ready``.
 
-Imported by the test modules: ``from .pages import open_page, site``.
+Imported by the test modules: ``from .pages import open_page, site`` (and ``kernel_page``,
+the fixture ``page`` on each kernel backend).
 """
 
 import os
@@ -64,9 +65,18 @@ def open_page(browser, site, backend, context=None):
     try:
         info = page.evaluate("window.neuroscope.ready")
     except Exception as error:
-        context.close()
+        page.context.close()
         raise AssertionError(f"boot with backend={backend} failed: {error}\n" + "\n".join(page.messages)) from None
     return page, info
+
+
+@pytest.fixture(scope="module", params=KERNEL_BACKENDS, name="page")
+def kernel_page(request, browser, site):
+    """``page``: a booted page on each kernel backend in turn (one per module and backend)."""
+    page, info = open_page(browser, site, request.param)
+    assert info["backend"] == request.param
+    yield page
+    page.context.close()
 
 
 # Runs Python in the page; errors come back as a dict instead of raising in Playwright.

@@ -12,9 +12,9 @@ plain forward's.
 import numpy as np
 import pytest
 
-from .pages import KERNEL_BACKENDS, open_page, python, site  # noqa: F401 (fixture)
+from .pages import kernel_page, python, site  # noqa: F401 (fixtures)
 
-FAMILIES = ["gpt2", "llama"]  # llama's reference model has grouped-query attention
+FAMILIES = ["gpt2", "gpt_neox", "llama"]  # llama's reference model has grouped-query attention
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 COMPONENTS = ["q", "k", "v", "z", "attention", "scores", "pattern"]
 TOLERANCE = 1e-3
@@ -76,14 +76,6 @@ def test_cpython_head_addressing_matches_a_hand_computed_expectation(reference, 
         want[tuple(index)] = 0
         np.testing.assert_allclose(results["edited." + component].numpy(), want, rtol=0, atol=1e-6,
                                    err_msg=f"{family} {component}")
-
-
-@pytest.fixture(scope="module", params=KERNEL_BACKENDS)
-def page(request, browser, site):  # noqa: F811
-    page, info = open_page(browser, site, request.param)
-    assert info["backend"] == request.param
-    yield page
-    page.context.close()
 
 
 @pytest.mark.parametrize("family", FAMILIES)

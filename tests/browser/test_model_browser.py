@@ -9,7 +9,7 @@ folder here, an absolute URL or a path relative to the page there).
 import numpy as np
 import pytest
 
-from .pages import KERNEL_BACKENDS, open_page, python, python_error, site  # noqa: F401 (fixture)
+from .pages import kernel_page, python, python_error, site  # noqa: F401 (fixtures)
 
 FAMILIES = ["gpt2", "gpt_neox", "llama"]
 CLEAN = "When Mary and John went to the store, John gave a drink to"
@@ -56,14 +56,6 @@ def reference(reference_dir, site):  # noqa: F811
         return computed[family]
 
     return get
-
-
-@pytest.fixture(scope="module", params=KERNEL_BACKENDS)
-def page(request, browser, site):  # noqa: F811
-    page, info = open_page(browser, site, request.param)
-    assert info["backend"] == request.param
-    yield page
-    page.context.close()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
