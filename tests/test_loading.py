@@ -10,7 +10,7 @@ import pytest
 
 import neuroscope as ns
 from neuroscope import ModelFormatError, UnsupportedModelError
-from neuroscope.model.safetensors import SafetensorsFile, save_file
+from neuroscope.safetensors_format import SafetensorsFile, save_file
 
 pytestmark = pytest.mark.ref
 TOKENS = [[3, 17, 42, 5, 99, 8]]

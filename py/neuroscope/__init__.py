@@ -6,7 +6,9 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
+from .datasets import Dataset
 from .errors import (
+    DatasetError,
     InvalidIndexError,
     InvalidTokenError,
     LayerNotFoundError,
@@ -46,7 +48,9 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "FunctionHook", "FunctionIntervention",
+    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "Dataset", "DatasetError",
+    "FunctionHook",
+    "FunctionIntervention",
     "HookManager", "HookPoint", "Intervention", "InterventionHook", "InvalidIndexError", "InvalidTokenError",
     "LayerNotFoundError",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuroScopeError",

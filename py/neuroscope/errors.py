@@ -51,6 +51,10 @@ class UnknownHookError(NeuroScopeError, KeyError):
         return self.args[0]
 
 
+class DatasetError(NeuroScopeError, ValueError):
+    """A dataset file, line or record that cannot be read (the message names where)."""
+
+
 class ModelFormatError(NeuroScopeError, ValueError):
     """A weight or config file is malformed; the message names file and tensor."""
 

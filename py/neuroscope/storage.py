@@ -188,7 +188,7 @@ def default_storage():
     """Where ``cache.save(key)`` writes: IndexedDB in the browser, a folder in CPython."""
     if _js_host() is not None:
         return IndexedDBStorage("activations/")
-    return FolderStorage(os.path.join(_cache_home(), "activations"))
+    return FolderStorage(os.path.join(cache_home(), "activations"))
 
 
 def spill_storage():
@@ -222,7 +222,8 @@ def forget_weights(url=None):
     return int(_wait(host.forgetWeights(url)))
 
 
-def _cache_home():
+def cache_home():
+    """CPython's cache folder: ``$NEUROSCOPE_CACHE_DIR``, default ``~/.cache/neuroscope``."""
     return os.environ.get("NEUROSCOPE_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "neuroscope")
 

@@ -7,6 +7,7 @@ functions mirror TransformerLens' ``ActivationCache`` methods and ``patching``
 module (same names, arguments and results), checked against them in the tests.
 """
 
+from ..progress import ProgressBar
 from .attention import (
     AttentionAnalysis,
     AttentionAnalyzer,
@@ -22,7 +23,7 @@ from .attention import (
     previous_token_pattern,
     repeated_random_tokens,
 )
-from .common import MissingActivationError, ProgressBar, Slice
+from .common import MissingActivationError, Slice
 from .lens import (
     accumulated_resid,
     apply_ln_to_stack,

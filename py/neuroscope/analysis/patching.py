@@ -27,8 +27,9 @@ logits ``[b, p, v]`` and return a scalar (a 0-d or one-element Tensor, or a floa
 from ..hooks import InterventionHook
 from ..interventions import Patch
 from ..names import act_name
+from ..progress import progress_reporter
 from ..tensor import Tensor, as_tensor
-from .common import MissingActivationError, progress_reporter
+from .common import MissingActivationError
 
 # The axes a sweep may iterate over, and the activation axis each one selects.
 _AXES = ("layer", "pos", "head")

@@ -16,8 +16,6 @@ Runs in CPython and in the browser (NeuroScope only; no torch):
 Prompts of one token length run as one batch, so no padding enters any measurement.
 """
 
-import json
-import os
 
 from ..analysis import (
     AttentionAnalyzer,
@@ -25,16 +23,10 @@ from ..analysis import (
     logit_diff_metric,
     repeated_random_tokens,
 )
+from ..datasets import load_heldout
 from ..hooks import InterventionHook
 from ..interventions import Patch
 from ..names import act_name
-from . import MODEL_DIR
-
-
-def load_heldout(kind, folder=None):
-    """The held-out split ``kind`` ("ioi", "facts" or "text") stored next to the model."""
-    with open(os.path.join(folder or MODEL_DIR, f"{kind}_heldout.json"), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def first_token(model, text):

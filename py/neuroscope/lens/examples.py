@@ -59,8 +59,8 @@ def _code(model, count, folder):
 
 
 def _load(kind, folder):
+    from ..datasets import load_heldout
     from ..demo import MODEL_DIR
-    from ..demo.evaluate import load_heldout
     name, key = _SOURCES[kind]
     folder = folder or MODEL_DIR
     if os.path.exists(os.path.join(folder, name)):

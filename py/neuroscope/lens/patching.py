@@ -21,8 +21,8 @@ from ..analysis import (
     logit_diff_metric,
     normalized_metric,
 )
-from ..analysis.common import progress_reporter
 from ..names import act_name
+from ..progress import progress_reporter
 from .common import decoder, literal, prompt_tokens, round_sig, rounded, token_code, token_id
 
 # result key -> the sweep that fills it, in the order they run

@@ -78,17 +78,28 @@ class TransformerModel:
 
     def tokenize(self, text, prepend_bos=None, padding_side="right"):
         """``(tokens [b, p], attention_mask [b, p])`` for a string or a list of strings."""
-        tokenizer = self._need_tokenizer()
         texts = [text] if isinstance(text, str) else list(text)
-        if prepend_bos is None:
-            prepend_bos = self.cfg.bos_token_id is not None and self.cfg.family == "gpt2"
-        rows = [tokenizer.encode(t) for t in texts]
-        if prepend_bos:
-            rows = [[self.cfg.bos_token_id] + r if not r or r[0] != self.cfg.bos_token_id else r
-                    for r in rows]
-        return pad_rows(rows, self._pad_id(), padding_side, self.backend)
+        rows = [self.token_ids(t, prepend_bos) for t in texts]
+        return pad_rows(rows, self.pad_id(), padding_side, self.backend)
 
-    def _pad_id(self):
+    def pad_token_rows(self, rows, padding_side="right"):
+        """``(tokens [b, p], attention_mask [b, p])`` for lists of token ids of any lengths."""
+        return pad_rows(rows, self.pad_id(), padding_side, self.backend)
+
+    def prepends_bos(self):
+        """Whether ``to_tokens`` prepends the BOS token by default (GPT-2-style models)."""
+        return self.cfg.bos_token_id is not None and self.cfg.family == "gpt2"
+
+    def token_ids(self, text, prepend_bos=None):
+        """One text's token ids as a list, as ``to_tokens`` makes them (BOS included)."""
+        ids = self._need_tokenizer().encode(text)
+        bos = self.prepends_bos() if prepend_bos is None else prepend_bos
+        if bos and (not ids or ids[0] != self.cfg.bos_token_id):
+            ids = [self.cfg.bos_token_id] + ids
+        return ids
+
+    def pad_id(self):
+        """The token id padding uses (pad, else EOS, else BOS, else 0)."""
         for candidate in (self.cfg.pad_token_id, self.cfg.eos_token_id, self.cfg.bos_token_id, 0):
             if candidate is not None and 0 <= candidate < self.cfg.d_vocab:
                 return candidate
@@ -234,6 +245,32 @@ class TransformerModel:
             logits = self(tokens, **kwargs)
         hook.cache.tokens, hook.cache.attention_mask = tokens, kwargs["attention_mask"]
         return logits, hook.cache
+
+    def activations_at(self, component, layer, dataset, position="last", batch_size=None, cache=True,
+                       progress=None, storage=None):
+        """One hook point's activations over ``dataset`` (a ``Dataset`` or a list of texts):
+        ``[n_examples, d]`` at each example's last token (``position="last"``) or averaged
+        over its tokens (``"mean"``), or ``([n_tokens, d], index [n_tokens, 2])`` for every
+        token (``"all"``). Batched, padded correctly, cached by content (see activations.py)."""
+        from .activations import activations_at
+        return activations_at(self, component, layer, dataset, position, batch_size, cache, progress, storage)
+
+    def content_hash(self):
+        """SHA-256 (hex) of the configuration and every weight's bytes; computed once."""
+        if getattr(self, "_content_hash", None) is None:
+            import dataclasses
+            import hashlib
+            import json
+
+            from ..spill import tensor_record
+            config = json.dumps(dataclasses.asdict(self.cfg), sort_keys=True, default=str)
+            digest = hashlib.sha256(config.encode())
+            for name in sorted(self.weights):
+                dtype, shape, data = tensor_record(self.weights[name])
+                digest.update(f"{name}:{dtype}:{list(shape)};".encode())
+                digest.update(bytes(data))
+            self._content_hash = digest.hexdigest()
+        return self._content_hash
 
     def run_with_caching(self, tokens, layers=None, components=("residual", "attention", "mlp"), **kwargs):
         """An ``ActivationCache`` of the given components at the given layers (all layers by default)."""
