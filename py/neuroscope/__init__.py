@@ -4,6 +4,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 ``import neuroscope`` never imports numpy; the numpy backend loads on first use.
 """
 
+from .analysis.neurons import NeuronAnalyzer, NeuronSummary
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
 from .datasets import Dataset
@@ -53,7 +54,8 @@ __all__ = [
     "FunctionIntervention",
     "HookManager", "HookPoint", "Intervention", "InterventionHook", "InvalidIndexError", "InvalidTokenError",
     "LayerNotFoundError",
-    "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuroScopeError",
+    "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",
+    "NeuroScopeError",
     "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError",
     "StorageKeyError", "StorageQuotaError", "Tensor",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",

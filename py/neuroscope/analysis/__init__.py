@@ -35,7 +35,7 @@ from .lens import (
     tokens_to_residual_directions,
 )
 from .logit_lens import LogitLensTable, logit_lens
-from .neurons import neuron_activations, top_activating_tokens
+from .neurons import NeuronAnalyzer, NeuronSummary, neuron_activations, top_activating_tokens
 from .patching import (
     SWEEPS,
     generic_activation_patch,
@@ -59,7 +59,8 @@ __all__ = [
     "generic_activation_patch", "get_act_patch_attn_head_out_all_pos", "get_act_patch_attn_head_out_by_pos",
     "get_act_patch_attn_out", "get_act_patch_mlp_out", "get_act_patch_resid_mid", "get_act_patch_resid_pre",
     "head_results", "induction_pattern", "logit_attrs", "logit_diff_metric", "logit_lens",
-    "neuron_activations", "normalized_metric", "patching_sweep", "previous_token_pattern",
+    "NeuronAnalyzer", "NeuronSummary", "neuron_activations", "normalized_metric", "patching_sweep",
+    "previous_token_pattern",
     "probability_metric", "repeated_random_tokens", "stack_head_results", "tokens_to_residual_directions",
     "top_activating_tokens",
 ]

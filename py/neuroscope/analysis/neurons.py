@@ -19,7 +19,9 @@ import heapq
 from ..args import as_index, as_layer
 from ..errors import InvalidIndexError
 from ..hooks import FunctionHook
+from ..model.activations import as_dataset
 from ..model.transformer import pad_rows
+from ..progress import progress_reporter
 from .common import decoder
 
 
@@ -120,4 +122,177 @@ def _text_ids(model, text, index):
     return ids[:model.cfg.n_ctx]
 
 
-__all__ = ["neuron_activations", "top_activating_tokens"]
+
+
+# -- every neuron of a layer over a dataset ------------------------------------------------
+EXAMPLES_PER_CHUNK = 64  # dataset examples per streaming step of NeuronAnalyzer
+
+
+class NeuronAnalyzer:
+    """The MLP neurons of one layer (``blocks.{layer}.mlp.hook_post``) over a dataset.
+
+    ``find_top_activating_tokens(neuron, dataset)`` follows one neuron;
+    ``top_tokens_all(dataset)`` does every neuron of the layer in one streaming pass whose
+    memory is bounded by ``d_mlp * count`` results (plus one chunk of activations), never by
+    the dataset's size; ``logit_effect(neuron)`` is the neuron's direct effect on the logits.
+    ``dataset``: a ``neuroscope.Dataset`` or a list of texts.
+    """
+
+    def __init__(self, model, layer):
+        self.model = model
+        self.layer = as_layer(layer, model.cfg.n_layers)
+        self.d_mlp = model.cfg.d_mlp
+        self.hook_name = f"blocks.{self.layer}.mlp.hook_post"
+
+    def __repr__(self):
+        return f"NeuronAnalyzer(layer {self.layer}, {self.d_mlp} neurons)"
+
+    def _chunks(self, dataset, progress, label):
+        """``(activations [n_tokens, d_mlp], [(text_index, position)])`` per chunk of examples."""
+        report = progress_reporter(progress, label)
+        total = len(dataset)
+        report(0, total)
+        for start in range(0, total, EXAMPLES_PER_CHUNK):
+            chunk = dataset[start:start + EXAMPLES_PER_CHUNK]
+            acts, index = self.model.activations_at("mlp_post", self.layer, chunk, position="all",
+                                                    cache=False, progress=False)
+            yield acts, [(start + example, position) for example, position in index.tolist()]
+            report(min(total, start + EXAMPLES_PER_CHUNK), total)
+
+    def find_top_activating_tokens(self, neuron, dataset, count=100, context=8, exclude_bos=True,
+                                   progress=None):
+        """The ``count`` tokens of ``dataset`` where ``neuron`` fires most, largest first:
+        ``{"activation", "token", "token_id", "text_index", "position", "context", "left", "right"}``
+        (``context``: the text of up to ``context`` tokens either side, the token in ⟦ ⟧)."""
+        _, neuron = _check_neuron(self.model, self.layer, neuron)
+        _check_counts(count=count, context=context)
+        dataset, best = as_dataset(dataset), []
+        for acts, index in self._chunks(dataset, progress, f"neuron L{self.layer}N{neuron}"):
+            values = acts[:, neuron].tolist()
+            candidates = [(value, -text, -position) for value, (text, position) in zip(values, index)
+                          if not (exclude_bos and position == 0 and self.model.prepends_bos())]
+            best = heapq.nlargest(count, best + candidates)
+        return self._describe([(v, -t, -p) for v, t, p in best], dataset, context)
+
+    def top_tokens_all(self, dataset, count=20, context=8, bins=40, dead_threshold=0.0, exclude_bos=True,
+                       progress=None):
+        """Every neuron of the layer in one pass: a ``NeuronSummary`` with each neuron's top
+        ``count`` tokens, its activation histogram, max/min/mean, and which neurons are dead
+        (never above ``dead_threshold``)."""
+        _check_counts(count=count, context=context, bins=bins)
+        m = self.d_mlp
+        tops = [[] for _ in range(m)]  # per neuron: (value, -text, -position), at most count
+        maxima, minima, sums, n_tokens = [float("-inf")] * m, [float("inf")] * m, [0.0] * m, 0
+        dataset, edges, counts = as_dataset(dataset), None, None
+        for acts, index in self._chunks(dataset, progress, f"neurons of layer {self.layer}"):
+            if exclude_bos:
+                keep = [row for row, (text, position) in enumerate(index)
+                        if not (position == 0 and self.model.prepends_bos())]
+                if not keep:
+                    continue
+                if len(keep) < len(index):
+                    acts, index = acts.take(keep), [index[row] for row in keep]
+            n = len(index)
+            n_tokens += n
+            k = min(count, n)
+            values, rows = acts.topk(k, axis=0)  # [k, m]
+            values, rows = values.tolist(), rows.tolist()
+            for neuron in range(m):
+                candidates = [(values[j][neuron], -index[rows[j][neuron]][0], -index[rows[j][neuron]][1])
+                              for j in range(k)]
+                tops[neuron] = heapq.nlargest(count, tops[neuron] + candidates)
+            maxima = [max(a, b) for a, b in zip(maxima, acts.max(axis=0).tolist())]
+            minima = [min(a, b) for a, b in zip(minima, acts.min(axis=0).tolist())]
+            sums = [a + b for a, b in zip(sums, acts.sum(axis=0).tolist())]
+            if edges is None:  # fixed from the first chunk; below / above go to the end bins
+                low, high = min(minima), max(maxima)
+                high = high + 1e-3 * (high - low) if high > low else low + 1.0  # the maximum in the last bin
+                edges = [low + (high - low) * i / bins for i in range(bins + 1)]
+                counts = [[0] * (bins + 2) for _ in range(m)]
+            at_least = [(acts >= edge).astype("float32").sum(axis=0).tolist() for edge in edges]
+            for neuron in range(m):
+                above = [round(column[neuron]) for column in at_least]
+                row = counts[neuron]
+                row[0] += n - above[0]  # below the first edge
+                for b in range(bins):
+                    row[b + 1] += above[b] - above[b + 1]
+                row[bins + 1] += above[bins]  # at or above the last edge
+        if n_tokens == 0:
+            raise ValueError("the dataset has no tokens to analyse")
+        decoded = {}
+        top = [self._describe([(v, -t, -p) for v, t, p in entries], dataset, context, decoded)
+               for entries in tops]
+        means = [total / n_tokens for total in sums]
+        return NeuronSummary(self.layer, top, maxima, minima, means, edges, counts, n_tokens, dead_threshold,
+                             self)
+
+    def logit_effect(self, neuron, k=10):
+        """The neuron's direct effect on the logits (``W_out[neuron] @ W_U``, no layer norm):
+        ``{"top": [(token, value)], "bottom": [(token, value)]}``, ``k`` each."""
+        _, neuron = _check_neuron(self.model, self.layer, neuron)
+        effect = self.model.weights[f"blocks.{self.layer}.mlp.W_out"][neuron] @ self.model.W_U  # [v]
+        k = min(k, effect.shape[0])
+        decode = decoder(self.model)
+        high, high_ids = effect.topk(k)
+        low, low_ids = (-effect).topk(k)
+        return {"top": [(decode(i), v) for i, v in zip(high_ids.tolist(), high.tolist())],
+                "bottom": [(decode(i), -v) for i, v in zip(low_ids.tolist(), low.tolist())]}
+
+    def _describe(self, entries, dataset, context, decoded=None):
+        decoded = {} if decoded is None else decoded
+        decode = decoder(self.model)
+        examples = []
+        for value, text, position in entries:
+            if text not in decoded:
+                decoded[text] = self.model.token_ids(dataset[text]["text"])
+            row = decoded[text]
+            left = [decode(i) for i in row[max(0, position - context):position]]
+            right = [decode(i) for i in row[position + 1:position + 1 + context]]
+            token = decode(row[position])
+            examples.append({"activation": value, "token": token, "token_id": row[position],
+                             "text_index": text, "position": position, "left": left, "right": right,
+                             "context": "".join(left) + f"⟦{token}⟧" + "".join(right)})
+        return examples
+
+
+class NeuronSummary:
+    """What ``NeuronAnalyzer.top_tokens_all`` found, per neuron of one layer.
+
+    ``top[n]``: the top tokens of neuron n (as ``find_top_activating_tokens``); ``max``,
+    ``min``, ``mean``: lists over neurons; ``histogram(n)``: ``(edges, counts)`` where
+    ``counts[0]`` is below ``edges[0]`` and ``counts[-1]`` at or above ``edges[-1]``;
+    ``dead``: neurons whose maximum is at most the threshold; ``dead_fraction``.
+    """
+
+    def __init__(self, layer, top, maxima, minima, means, edges, counts, n_tokens, dead_threshold, analyzer):
+        self.layer, self.top, self.max, self.min, self.mean = layer, top, maxima, minima, means
+        self.edges, self.counts, self.n_tokens = edges, counts, n_tokens
+        self.dead_threshold = dead_threshold
+        self.dead = [n for n, value in enumerate(maxima) if value <= dead_threshold]
+        self.dead_fraction = len(self.dead) / len(maxima)
+        self._analyzer = analyzer
+
+    def histogram(self, neuron):
+        return list(self.edges), list(self.counts[neuron])
+
+    def logit_effect(self, neuron, k=10):
+        return self._analyzer.logit_effect(neuron, k)
+
+    def to_dict(self):
+        return {"layer": self.layer, "n_tokens": self.n_tokens, "top": self.top, "max": self.max,
+                "min": self.min, "mean": self.mean, "edges": self.edges, "counts": self.counts,
+                "dead": self.dead, "dead_fraction": self.dead_fraction, "dead_threshold": self.dead_threshold}
+
+    def __repr__(self):
+        return (f"NeuronSummary(layer {self.layer}: {len(self.max)} neurons over {self.n_tokens} tokens, "
+                f"{self.dead_fraction:.1%} dead)")
+
+
+def _check_counts(**values):
+    for name, value in values.items():
+        low = 0 if name == "context" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r}; expected an integer >= {low}")
+
+
+__all__ = ["NeuronAnalyzer", "NeuronSummary", "neuron_activations", "top_activating_tokens"]

@@ -24,6 +24,7 @@ from ..args import as_layer
 from ..cache import ActivationCache
 from ..datasets import Dataset, DatasetError
 from ..errors import InvalidTokenError, NeuroScopeError, StorageKeyError, StorageQuotaError, UnknownHookError
+from ..hooks import FunctionHook
 from ..names import component_name
 from ..progress import progress_reporter
 from ..tensor import as_tensor, cat
@@ -136,9 +137,7 @@ def _batch(model, name, batch_rows, position, examples, index):
     width = max(lengths)
     tokens, mask = model.pad_token_rows(batch_rows, "right")
     padded = any(length < width for length in lengths)
-    _, activations = model.run_with_cache(tokens, names_filter=[name],
-                                          attention_mask=mask if padded else None)
-    act = activations[name]
+    act = run_to(model, name, tokens, attention_mask=mask if padded else None)
     b, p = act.shape[0], act.shape[1]
     flat = act.reshape(b * p, -1)
     if position == "last":
@@ -150,6 +149,25 @@ def _batch(model, name, batch_rows, position, examples, index):
     weights = as_tensor([[1.0 / length if t < length else 0.0 for t in range(p)] for length in lengths],
                         dtype=act.dtype, backend=model.backend)
     return (act.reshape(b, p, -1) * weights.reshape(b, p, 1)).sum(axis=1)
+
+
+class _Reached(Exception):
+    """Raised by the capturing hook: the rest of the forward pass is not needed."""
+
+
+def run_to(model, name, tokens, attention_mask=None):
+    """The activation at hook ``name`` for ``tokens``, running the model only that far."""
+    captured = {}
+
+    def capture(activation, hook):
+        captured["activation"] = activation
+        raise _Reached
+
+    try:
+        model.run_with_hooks(tokens, fwd_hooks=[FunctionHook(name, capture)], attention_mask=attention_mask)
+    except _Reached:
+        pass
+    return captured["activation"]
 
 
 def _load(key, storage):
@@ -174,4 +192,4 @@ def _store(key, storage, result, position):
         warnings.warn(f"activations_at: the result was not cached ({error})", stacklevel=3)
 
 
-__all__ = ["POSITIONS", "activations_at", "as_dataset", "cache_key"]
+__all__ = ["POSITIONS", "activations_at", "as_dataset", "cache_key", "run_to"]
