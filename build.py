@@ -317,7 +317,8 @@ def serve_in_thread(root, port=0):
     return server, f"http://localhost:{server.server_address[1]}"
 
 
-BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py"}
+BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py",
+              "datasets": "bench/dataset_scale.py"}
 
 
 def command_bench(names):
