@@ -43,6 +43,7 @@ from .interventions import (
 )
 from .model import ModelConfig, ModelOutput, TransformerModel
 from .names import act_name, component_name
+from .probes import LinearProbe, probe_layers
 from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
 from .tokenizer import Tokenizer
 
@@ -53,12 +54,12 @@ __all__ = [
     "FunctionHook",
     "FunctionIntervention",
     "HookManager", "HookPoint", "Intervention", "InterventionHook", "InvalidIndexError", "InvalidTokenError",
-    "LayerNotFoundError",
+    "LayerNotFoundError", "LinearProbe",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",
     "NeuroScopeError",
     "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError",
     "StorageKeyError", "StorageQuotaError", "Tensor",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
-    "act_name", "arange", "cat", "component_name", "full", "get_backend", "matmul", "ones", "set_backend",
-    "stack", "tensor", "where", "zeros",
+    "act_name", "arange", "cat", "component_name", "full", "get_backend", "matmul", "ones", "probe_layers",
+    "set_backend", "stack", "tensor", "where", "zeros",
 ]
