@@ -1,13 +1,16 @@
 """Forward-pass benchmark: NeuroScope vs TransformerLens 4.x vs Hugging Face on GPT-2 small.
 
     python bench/forward.py [--rounds 2] [--repeats 6] [--malloc tuned|default] [--threads T]
+                            [--backend numpy|torch]
 
 A GPT-2-small-shaped model (``GPT2Config()`` defaults) with seeded random
 weights is saved once to ``bench/.cache/gpt2-small-random/``. At batch x
 positions 1x128 and 8x128, each measurement runs in a fresh subprocess (this
 script re-invoked with ``--worker``), so frameworks cannot disturb each other:
 
-* NeuroScope: ``model(tokens)`` and ``model.run_with_cache(tokens)`` (every hook point);
+* NeuroScope: ``model(tokens)`` and ``model.run_with_cache(tokens)`` (every hook point),
+  on the numpy backend, and with ``--backend torch`` on the torch backend too
+  ("neuroscope-torch", CPU);
 * TransformerLens: ``bridge(tokens)`` and ``bridge.run_with_cache(tokens)`` (every
   hook point) on ``TransformerBridge.boot_transformers``, under ``torch.no_grad()``;
 * Hugging Face: ``GPT2LMHeadModel`` forward under ``torch.inference_mode()``;
@@ -64,11 +67,12 @@ TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 REMOVED_BLAS_VARS = {name: os.environ.pop(name) for name in SLOW_BLAS_VARS if name in os.environ}
 
-FRAMEWORKS = ("neuroscope", "transformerlens", "hf")
+FRAMEWORKS = ("neuroscope", "neuroscope-torch", "transformerlens", "hf")
+COMPARED = ("neuroscope", "transformerlens", "hf")  # the verdict's frameworks
 # "gemm": only the forward's matrix products, on numpy (neuroscope) or torch (hf):
 # the floor no implementation on that BLAS can go under.
-MODES = {"neuroscope": ("forward", "cache", "gemm"), "transformerlens": ("forward", "cache"),
-         "hf": ("forward", "gemm")}
+MODES = {"neuroscope": ("forward", "cache", "gemm"), "neuroscope-torch": ("forward", "cache"),
+         "transformerlens": ("forward", "cache"), "hf": ("forward", "gemm")}
 
 
 # -- the worker: one framework, one mode, one shape, in a fresh process ----------
@@ -97,11 +101,17 @@ def _blas_summary():
 
 def _load(framework, threads):
     """(run(tokens, mode), token converter, cache size probe) for one framework."""
-    if framework == "neuroscope":
+    if framework.startswith("neuroscope"):
         sys.path.insert(0, os.path.join(ROOT, "py"))
         import neuroscope
 
-        model = neuroscope.TransformerModel.from_huggingface(MODEL_DIR)
+        backend = None
+        if framework == "neuroscope-torch":
+            import torch
+
+            torch.set_num_threads(threads)
+            backend = neuroscope.set_backend("torch")
+        model = neuroscope.TransformerModel.from_huggingface(MODEL_DIR, backend=backend)
 
         def run(tokens, mode):
             return model(tokens) if mode == "forward" else model.run_with_cache(tokens)[1]
@@ -290,7 +300,7 @@ def _cell(entry, key, width, digits=0):
 
 
 def print_table(merged):
-    header = (f"{'framework':<16}{'shape':<7}{'forward ms':>11}{'(min)':>7}{'cache ms':>10}{'(min)':>7}"
+    header = (f"{'framework':<18}{'shape':<7}{'forward ms':>11}{'(min)':>7}{'cache ms':>10}{'(min)':>7}"
               f"{'gemm ms':>9}{'fwd peak':>10}{'cache peak':>12}  cached (entries / unique MiB)")
     print(header)
     print("-" * len(header))
@@ -301,7 +311,7 @@ def print_table(merged):
             if not (forward or cache):
                 continue
             cached = f"{cache['cache_entries']} / {cache['cache_mib']:.0f}" if cache else "-"
-            print(f"{framework:<16}{f'{shape[0]}x{shape[1]}':<7}"
+            print(f"{framework:<18}{f'{shape[0]}x{shape[1]}':<7}"
                   f"{_cell(forward, 'median_ms', 11, 1)}{_cell(forward, 'min_ms', 7)}"
                   f"{_cell(cache, 'median_ms', 10, 1)}{_cell(cache, 'min_ms', 7)}"
                   f"{_cell(gemm, 'median_ms', 9)}"
@@ -323,6 +333,11 @@ def print_verdict(merged):
         print(f"{name}: run_with_cache time TL / NeuroScope = {speedup:.2f}x "
               f"(goal >= {GOAL_SPEEDUP}x, aim 2x); "
               f"peak memory TL / NeuroScope = {memory:.2f}x (goal > 1x)  -> {'PASS' if ok else 'FAIL'}")
+        on_torch = merged.get(("neuroscope-torch", "cache", shape))
+        if on_torch:
+            print(f"{' ' * len(name)}  run_with_cache time TL / NeuroScope on torch = "
+                  f"{theirs['median_ms'] / on_torch['median_ms']:.2f}x; NeuroScope numpy / torch = "
+                  f"{ours['median_ms'] / on_torch['median_ms']:.2f}x")
         hf, forward = merged[("hf", "forward", shape)], merged[("neuroscope", "forward", shape)]
         floor = merged.get(("neuroscope", "gemm", shape))
         ceiling = (f"; TL run_with_cache / numpy gemm floor = {theirs['median_ms'] / floor['median_ms']:.2f}x"
@@ -345,6 +360,8 @@ def main(argv=None):
     parser.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
                         help="glibc malloc tunables for every worker (default: tuned)")
     parser.add_argument("--only", choices=FRAMEWORKS, action="append", help="run only these frameworks")
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                        help="torch: time NeuroScope on its torch backend too (neuroscope-torch)")
     parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODE", "BATCH", "POS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -364,7 +381,7 @@ def main(argv=None):
     print(f"model: {os.path.relpath(MODEL_DIR, ROOT)} ({'created' if prepare_model() else 'reused'})",
           flush=True)
 
-    frameworks = args.only or FRAMEWORKS
+    frameworks = args.only or [f for f in FRAMEWORKS if f != "neuroscope-torch" or args.backend == "torch"]
     jobs = [(f, m, shape) for shape in SHAPES for f in frameworks for m in MODES[f]]
     timed_twice = [job for job in jobs if job[1] != "gemm"]  # the floors run in the first round only
     schedule = [jobs if i == 0 else timed_twice[::-1] if i % 2 else timed_twice for i in range(args.rounds)]
@@ -395,7 +412,7 @@ def main(argv=None):
     print()
     print_table(merged)
     print()
-    if set(frameworks) == set(FRAMEWORKS):
+    if set(COMPARED) <= set(frameworks):
         print_verdict(merged)
     busiest = max(entry["other_load"] for entry in merged.values())
     if busiest > 0.1:

@@ -1,20 +1,32 @@
 """Backends: where tensor math runs.
 
-``get_backend()`` returns the active backend: numpy when it is importable
-(always in CPython), otherwise whatever ``set_backend`` installed (the JS
-bridge in a stdlib-only Pyodide). Importing this module never imports numpy.
+``get_backend()`` returns the active backend. Until ``set_backend`` installs one, it
+is the one named by the environment variable ``NEUROSCOPE_BACKEND`` (``numpy`` or
+``torch``), else numpy when it is importable (always in CPython); in a stdlib-only
+Pyodide, ``set_backend`` installs the JS bridge. ``set_backend("torch",
+device="cuda")`` picks the torch backend on a CUDA device.
+
+Importing this module never imports numpy or torch: each backend module is imported
+when it is first asked for.
 """
+
+import os
 
 from .base import PRIMITIVE_OPS, Backend
 
+BACKEND_NAMES = ("numpy", "torch")
+ENVIRONMENT_VARIABLE = "NEUROSCOPE_BACKEND"
 _active = None
 
 
-def set_backend(backend):
-    """Install ``backend`` (a ``Backend`` instance or the name ``"numpy"``)."""
+def set_backend(backend, **options):
+    """Install ``backend``: a ``Backend`` instance, or a name in ``BACKEND_NAMES`` with
+    that backend's options (``set_backend("torch", device="cuda")``)."""
     global _active
     if isinstance(backend, str):
-        backend = _by_name(backend)
+        backend = _by_name(backend, **options)
+    elif options:
+        raise TypeError(f"options {sorted(options)} go with a backend name, not with {backend!r}")
     if not isinstance(backend, Backend):
         raise TypeError(f"expected a Backend or a backend name, got {backend!r}")
     _active = backend
@@ -22,15 +34,17 @@ def set_backend(backend):
 
 
 def get_backend():
-    """The active backend, creating the numpy one on first use."""
+    """The active backend, created on first use (``NEUROSCOPE_BACKEND``, else numpy)."""
     global _active
     if _active is None:
-        _active = _by_name("numpy")
+        _active = _by_name(os.environ.get(ENVIRONMENT_VARIABLE) or "numpy")
     return _active
 
 
-def _by_name(name):
+def _by_name(name, **options):
     if name == "numpy":
+        if options:
+            raise TypeError(f"the numpy backend takes no options, got {sorted(options)}")
         try:
             from .numpy_backend import NumpyBackend
         except ImportError as error:
@@ -39,7 +53,17 @@ def _by_name(name):
                 "install numpy or call neuroscope.set_backend() with another backend"
             ) from error
         return NumpyBackend()
-    raise ValueError(f"unknown backend {name!r}; expected 'numpy' or a Backend instance")
+    if name == "torch":
+        try:
+            from .torch_backend import TorchBackend
+        except ImportError as error:
+            raise RuntimeError(
+                f"the torch backend needs torch and numpy ({error}); install them with "
+                "`pip install neuroscope[torch]`, or use set_backend('numpy')"
+            ) from error
+        return TorchBackend(**options)
+    raise ValueError(f"unknown backend {name!r}; expected one of {list(BACKEND_NAMES)} or a Backend "
+                     f"instance (from set_backend or ${ENVIRONMENT_VARIABLE})")
 
 
-__all__ = ["Backend", "PRIMITIVE_OPS", "get_backend", "set_backend"]
+__all__ = ["BACKEND_NAMES", "Backend", "PRIMITIVE_OPS", "get_backend", "set_backend"]
