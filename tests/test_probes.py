@@ -105,6 +105,7 @@ def test_string_labels_and_tensor_inputs():
     assert np.abs(probe.predict_proba(features.tolist()).numpy() - reference.predict_proba(features)).max() <= PROB_TOL
     assert probe.predict(features) == reference.predict(features).tolist()
     assert _fit(features, ns.tensor(labels.tolist()), 0.01).classes == [0, 1, 2]
+    assert json.dumps(_fit(features, list(labels), 0.01).to_spec()["classes"]) == "[0, 1, 2]"  # numpy ints
 
 
 @pytest.mark.parametrize("k", [2, 3])

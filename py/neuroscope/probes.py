@@ -410,7 +410,9 @@ def _as_labels(labels):
     if isinstance(labels, (str, bytes)) or not hasattr(labels, "__iter__"):
         raise ProbeError(f"labels={labels!r:.80}; expected a list, array or Tensor with one label "
                          "per example")
-    labels = list(labels)
+    # numpy scalars (a list of them, or rows of an object array) become plain Python values
+    labels = [label.item() if hasattr(label, "item") and not isinstance(label, (str, bytes)) else label
+              for label in labels]
     for label in labels:
         if isinstance(label, (list, dict, set)) or isinstance(label, float) and math.isnan(label):
             raise ProbeError(f"label {label!r} cannot name a class; expected ints or hashable labels "
