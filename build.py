@@ -38,7 +38,8 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NEEDED_MODULES = ("numpy", "tokenizers", "pytest", "safetensors", "threadpoolctl", "psutil",
-                  "torch", "transformers", "transformer_lens", "ruff", "playwright", "hypothesis")
+                  "torch", "transformers", "transformer_lens", "ruff", "playwright", "hypothesis",
+                  "sklearn")
 
 
 def _pip(*args):

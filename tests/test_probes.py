@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import neuroscope as ns
-from neuroscope.probes import ProbeError
+from neuroscope.analysis.probes import ProbeError
 
 linear_model = pytest.importorskip("sklearn.linear_model", reason="scikit-learn (reference) is not installed")
 metrics = pytest.importorskip("sklearn.metrics")
@@ -173,7 +173,7 @@ def test_errors_name_the_bad_value():
 
 def test_not_converging_warns():
     features, labels = _blobs(200, 8, 2, 0.5, seed=2)
-    with pytest.warns(ns.probes.ProbeConvergenceWarning, match="stopped after 2 iterations"):
+    with pytest.warns(ns.analysis.probes.ProbeConvergenceWarning, match="stopped after 2 iterations"):
         probe = ns.LinearProbe(features, labels).train(max_iter=2)
     assert not probe.converged and probe.n_iter == 2
 

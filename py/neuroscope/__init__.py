@@ -5,6 +5,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 """
 
 from .analysis.neurons import NeuronAnalyzer, NeuronSummary
+from .analysis.probes import LinearProbe, probe_layers
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
 from .datasets import Dataset
@@ -43,7 +44,6 @@ from .interventions import (
 )
 from .model import ModelConfig, ModelOutput, TransformerModel
 from .names import act_name, component_name
-from .probes import LinearProbe, probe_layers
 from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
 from .tokenizer import Tokenizer
 

@@ -1,5 +1,5 @@
 """Analyses over a model and its activations: attention heads, the logit lens and
-direct logit attribution, activation patching, top-activating tokens of neurons.
+direct logit attribution, activation patching, neurons over datasets, linear probes.
 
 Each is a free function or a small class taking the model and an
 ``ActivationCache``; the cache stays a plain mapping. The lens and patching
@@ -50,6 +50,7 @@ from .patching import (
     patching_sweep,
     probability_metric,
 )
+from .probes import LinearProbe, ProbeError, ProbeSweep, probe_layers
 
 __all__ = [
     "SWEEPS", "AttentionAnalysis", "AttentionAnalyzer", "AttentionEntropy", "AttentionMetric",
@@ -59,7 +60,8 @@ __all__ = [
     "generic_activation_patch", "get_act_patch_attn_head_out_all_pos", "get_act_patch_attn_head_out_by_pos",
     "get_act_patch_attn_out", "get_act_patch_mlp_out", "get_act_patch_resid_mid", "get_act_patch_resid_pre",
     "head_results", "induction_pattern", "logit_attrs", "logit_diff_metric", "logit_lens",
-    "NeuronAnalyzer", "NeuronSummary", "neuron_activations", "normalized_metric", "patching_sweep",
+    "LinearProbe", "NeuronAnalyzer", "NeuronSummary", "ProbeError", "ProbeSweep", "probe_layers",
+    "neuron_activations", "normalized_metric", "patching_sweep",
     "previous_token_pattern",
     "probability_metric", "repeated_random_tokens", "stack_head_results", "tokens_to_residual_directions",
     "top_activating_tokens",

@@ -33,10 +33,10 @@ import math
 import random
 import warnings
 
-from .args import as_layer
-from .errors import NeuroScopeError, ShapeError
-from .progress import progress_reporter
-from .tensor import Tensor, as_tensor, cat, ones, where, zeros
+from ..args import as_layer
+from ..errors import NeuroScopeError, ShapeError
+from ..progress import progress_reporter
+from ..tensor import Tensor, as_tensor, cat, ones, where, zeros
 
 SPEC_TYPE = "linear_probe"
 SPEC_VERSION = 1
