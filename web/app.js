@@ -10,13 +10,15 @@ import { render } from "./render.js";
 import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
 import { mountStoragePanel } from "./storage_panel.js";
 import { differs, keepPrevious, previousSessions, readSession, setPrevious, writeSession } from "./session_store.js";
-import { completeState, defaultState, repairMessage, repairState, VIEW_TITLES, VIEWS } from "./state.js";
+import { completeState, defaultState, PROBE_COMPONENTS, PROBE_DATASETS, repairMessage, repairState, VIEW_TITLES,
+  VIEWS } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
 import * as ActivationsView from "./views/activations.js";
 import * as AttentionView from "./views/attention.js";
 import * as LogitLensView from "./views/logit_lens.js";
 import * as NeuronsView from "./views/neurons.js";
+import * as ProbesView from "./views/probes.js";
 import * as PatchingView from "./views/patching.js";
 import * as ProgressView from "./views/progress.js";
 import * as TokensView from "./views/tokens.js";
@@ -27,7 +29,7 @@ const DRAFT_FIELDS = ["prompt", "corrupted", "answer", "wrong"];
 // The views each action draws: a failed action shows its error in them.
 const ACTION_VIEWS = {
   analysis: ["tokens", "attention", "logit_lens", "activations"], ablation: ["ablation"], patching: ["patching"],
-  neurons: ["neurons"],
+  neurons: ["neurons"], probes: ["probes"],
 };
 
 // A result that arrived after a newer request of the same action was made: dropped.
@@ -44,7 +46,7 @@ export class LensApp {
     this.root = root;
     this.neuroscope = neuroscope;
     this.state = defaultState();
-    this.results = { analysis: null, ablation: null, patching: null, neurons: null, prompts: null };
+    this.results = { analysis: null, ablation: null, patching: null, neurons: null, probes: null, prompts: null };
     this.code = {}; // view -> the Python that produced what it shows
     this.busy = new Map(); // action -> requests in flight (busy.size: actions running)
     this.tickets = {}; // action -> the number of its latest request (the latest wins)
@@ -159,7 +161,7 @@ export class LensApp {
       const repaired = [...(this.state.repaired ?? []), ...repairState(this.state, info)];
       delete this.state.repaired;
       if (repaired.length) this.message(repairMessage(repaired), "warn");
-      this.results = { analysis: null, ablation: null, patching: null, neurons: null, prompts: null };
+      this.results = { analysis: null, ablation: null, patching: null, neurons: null, probes: null, prompts: null };
     } catch (error) {
       const current = this.modelInfo ? ` The current model (${this.modelInfo.name}) is still loaded.` : "";
       this.models.setStatus(`Could not load the model: ${error.pyType ?? error.name}: ${error.message}.${current}`,
@@ -196,6 +198,15 @@ export class LensApp {
     if (this.state.view === "ablation") await this.ablate();
     if (this.state.view === "patching") await this.patch();
     if (this.state.view === "neurons") await this.neurons();
+    if (this.state.view === "probes" && !this.results.probes) await this.probes();
+  }
+
+  async probes() {
+    const call = this.prepare("probes", () => calls.probes(this.state,
+      { datasets: PROBE_DATASETS, components: PROBE_COMPONENTS }));
+    this.code.probes = call.code;
+    this.results.probes = await this.run("probes", call.run, call.globals);
+    this.draw();
   }
 
   async ablate() {
@@ -230,6 +241,7 @@ export class LensApp {
       if (!this.results.patching) await this.patch();
     }
     if (view === "neurons" && !this.results.neurons) await this.neurons();
+    if (view === "probes" && !this.results.probes) await this.probes();
   }
 
   async loadDemoPrompts() {
@@ -411,6 +423,12 @@ export class LensApp {
         return { resid: result.resid, mlp: result.mlp, heads: result.heads, tokens: result.tokens,
           cleanLogitDiff: result.clean_logit_diff, corruptedLogitDiff: result.corrupted_logit_diff };
       }
+      case "probes": {
+        const result = results.probes;
+        return result ? { layers: result.layers, train: result.train, test: result.test, chance: result.chance,
+          dataset: result.dataset, component: result.component, classes: result.classes, nTrain: result.n_train,
+          nTest: result.n_test } : null;
+      }
       case "neurons": {
         const result = results.neurons;
         return result ? { layer: selection.neuronLayer, neuron: selection.neuron, examples: result.examples ?? result }
@@ -489,6 +507,11 @@ export class LensApp {
   // -- inputs --------------------------------------------------------------------
   syncInputs() {
     for (const name of ["prompt", "corrupted", "answer", "wrong"]) $(`#${name}`, this.root).value = this.state[name] ?? "";
+    const { probeDataset, probeComponent } = this.state.selection;
+    if ($("#probe-dataset", this.root)) {
+      $("#probe-dataset", this.root).value = probeDataset;
+      $("#probe-component", this.root).value = probeComponent;
+    }
   }
 
   wire() {
@@ -531,6 +554,7 @@ export class LensApp {
       this.neurons().catch((error) => this.shown(error));
     });
     $("#share", this.root).addEventListener("click", () => this.share());
+    this.wireProbeForm();
     const storage = $("#storage-panel", this.root);
     if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
     for (const name of DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
@@ -550,6 +574,18 @@ export class LensApp {
         this.showView("notebook");
       });
     }
+  }
+
+  wireProbeForm() {
+    const dataset = $("#probe-dataset", this.root), component = $("#probe-component", this.root);
+    if (!dataset) return;
+    dataset.replaceChildren(...PROBE_DATASETS.map((name) => new Option(name, name)));
+    component.replaceChildren(...PROBE_COMPONENTS.map((name) => new Option(name, name)));
+    $("#probe-form", this.root).addEventListener("submit", (event) => {
+      event.preventDefault();
+      Object.assign(this.state.selection, { probeDataset: dataset.value, probeComponent: component.value });
+      this.probes().catch((error) => this.shown(error));
+    });
   }
 
   // -- the saved session -------------------------------------------------------------
@@ -620,5 +656,5 @@ export class LensApp {
 
 const VIEW_MODULES = {
   tokens: TokensView, attention: AttentionView, logit_lens: LogitLensView, activations: ActivationsView,
-  ablation: AblationView, patching: PatchingView, neurons: NeuronsView,
+  ablation: AblationView, patching: PatchingView, neurons: NeuronsView, probes: ProbesView,
 };

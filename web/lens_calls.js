@@ -134,6 +134,19 @@ export function neurons(layer, neuron) {
   };
 }
 
+// The probe view: a probe per layer over one of the built-in probing sets.
+export function probes(state, { datasets, components }) {
+  const { probeDataset: dataset, probeComponent: component } = state.selection;
+  if (!datasets.includes(dataset)) throw new TypeError(`the probe dataset is ${describe(dataset)}; expected one of ${datasets.join(", ")}`);
+  if (!components.includes(component)) {
+    throw new TypeError(`the probe component is ${describe(component)}; expected one of ${components.join(", ")}`);
+  }
+  return {
+    code: `from neuroscope import lens\nlens.probes(model, ${str(dataset, "dataset")}, ${str(component, "component")})`,
+    ...withArgs(`lens.probes(model, lens_args["dataset"], lens_args["component"])`, { dataset, component }),
+  };
+}
+
 export function demoPrompts() {
   const code = "from neuroscope import lens\nlens.demo_prompts(model)";
   return { code, run: code, globals: {} };

@@ -6,16 +6,17 @@
 //                                        answer tokens of the logit difference)
 //  view: one of VIEWS,
 //  selection: {token, layer, head, scoreKind, component, neuronLayer, neuron,
-//              ablations: [{layer, head, kind} | {layer, mlp: true, kind}], ablationKind},
+//              ablations: [{layer, head, kind} | {layer, mlp: true, kind}], ablationKind,
+//              probeDataset, probeComponent},
 //  interventions: [JSON specs of neuroscope.interventions, as the last ablation ran them],
 //  notebook: [{type: "markdown" | "code" | "view", source, view?}]}
 
 export const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons",
-  "notebook"];
+  "probes", "notebook"];
 
 export const VIEW_TITLES = {
   tokens: "Tokens", attention: "Attention", logit_lens: "Logit lens", activations: "Activations",
-  ablation: "Ablation", patching: "Patching", neurons: "Neurons", notebook: "Notebook",
+  ablation: "Ablation", patching: "Patching", neurons: "Neurons", probes: "Probes", notebook: "Notebook",
 };
 
 export const DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to";
@@ -31,7 +32,8 @@ export function defaultState() {
     view: "attention",
     selection: {
       token: null, layer: 0, head: 0, scoreKind: "induction", component: "residual",
-      neuronLayer: 0, neuron: 0, ablations: [], ablationKind: "zero",
+      neuronLayer: 0, neuron: 0, ablations: [], ablationKind: "zero", probeDataset: PROBE_DATASETS[0],
+      probeComponent: PROBE_COMPONENTS[0],
     },
     interventions: [],
     notebook: [
@@ -44,6 +46,9 @@ export function defaultState() {
 export const SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"];
 export const COMPONENTS = ["residual", "attention", "mlp"];
 export const ABLATION_KINDS = ["zero", "mean", "resample"];
+// As neuroscope.lens.PROBE_DATASETS / PROBE_COMPONENTS (py/neuroscope/lens/probes.py).
+export const PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"];
+export const PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"];
 
 // A state from a link or file, completed with defaults for anything it leaves out and
 // repaired where a field has the wrong type (state.repaired lists what was replaced, for
@@ -100,7 +105,7 @@ function repairSelection(selection, info, repaired) {
     selection.token = null;
   }
   for (const [field, allowed] of [["scoreKind", SCORE_KINDS], ["component", COMPONENTS],
-    ["ablationKind", ABLATION_KINDS]]) {
+    ["ablationKind", ABLATION_KINDS], ["probeDataset", PROBE_DATASETS], ["probeComponent", PROBE_COMPONENTS]]) {
     if (!allowed.includes(selection[field])) {
       repaired.push(`selection.${field} ${describe(selection[field])} (expected one of ${allowed.join(", ")})`);
       selection[field] = base[field];

@@ -166,6 +166,28 @@ def test_neuron_view(app):
     assert len(app.evaluate("window.neuroscope.app.results.neurons.examples")) > 0
 
 
+def test_probe_view_plots_accuracy_per_layer(app):
+    show(app, "probes")
+    app.wait_for_function("() => !!window.neuroscope.app.results.probes && window.neuroscope.app.busy.size === 0")
+    result = app.evaluate("window.neuroscope.app.results.probes")
+    assert result["layers"] == [0, 1, 2, 3] and result["dataset"] == "demo/ioi-order"
+    assert max(result["test"]) > result["chance"] + 0.15  # which name is the indirect object is decodable
+    assert app.locator('.panel[data-view="probes"] [data-role=test-point]').count() == 4
+    assert "lens.probes(model, " in app.inner_text('.panel[data-view="probes"] .code code')
+    from neuroscope import TransformerModel, lens
+    want = lens.probes(TransformerModel.from_huggingface(DEMO), "demo/ioi-order", "residual")
+    np.testing.assert_allclose(result["test"], want["test"], atol=0.041)  # float32 solvers: 2 of 50 may differ
+    app.select_option("#probe-dataset", "demo/facts-relation")
+    app.select_option("#probe-component", "mlp_out")
+    app.click("#probe-form button")
+    app.wait_for_function("() => window.neuroscope.app.results.probes.dataset === 'demo/facts-relation'"
+                          " && window.neuroscope.app.busy.size === 0")
+    assert app.evaluate("window.neuroscope.app.state.selection.probeComponent") == "mlp_out"
+    pixels, _ = inked(app, "probes")
+    assert pixels > 500
+    screenshot(app, "probes-cpu")
+
+
 def test_notebook_cells_output_errors_views_and_ipynb(app):
     show(app, "notebook")
     app.evaluate("""() => {

@@ -37,13 +37,16 @@ with open(os.path.join(HERE, "data", "hostile_states.json"), encoding="utf-8") a
     CORPUS = json.load(handle)
 CASES = CORPUS["cases"]
 MARKER, PRINTED = CORPUS["marker"], CORPUS["printed"]
-VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons", "notebook"]
+VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons", "probes",
+         "notebook"]
+PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"]
+PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"]
 SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"]
 COMPONENTS = ["residual", "attention", "mlp"]
 KINDS = ["zero", "mean", "resample"]
 # The Python function each action's shown code calls (lens.<name>), by action.
 SHOWN = {"loadModel": "from_huggingface", "analyze": "analyze", "ablate": "ablate", "patch": "patch",
-         "neurons": "neurons"}
+         "neurons": "neurons", "probes": "probes"}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.safetensors")),
                                 reason="the demo model is not trained yet (python build.py train-demo)")
@@ -76,6 +79,7 @@ PROBE = """async ([state, info]) => {
   const share = await import('/web/share.js');
   const states = await import('/web/state.js');
   const calls = await import('/web/lens_calls.js');
+  const lists = {datasets: states.PROBE_DATASETS, components: states.PROBE_COMPONENTS};
   try {
     share.validateState(state);
   } catch (error) {
@@ -88,7 +92,8 @@ PROBE = """async ([state, info]) => {
     ...(state.selection ?? {})}};
   const rawActions = {loadModel: () => calls.loadModel(given.model?.ref), analyze: () => calls.analyze(given.prompt),
     ablate: () => calls.ablate(given), patch: () => calls.patch(given),
-    neurons: () => calls.neurons(given.selection.neuronLayer, given.selection.neuron)};
+    neurons: () => calls.neurons(given.selection.neuronLayer, given.selection.neuron),
+    probes: () => calls.probes(given, lists)};
   for (const [name, make] of Object.entries(rawActions)) {
     try { raw[name] = make().run; } catch (error) { raw[name] = null; }
   }
@@ -97,7 +102,7 @@ PROBE = """async ([state, info]) => {
   delete complete.repaired;
   const actions = {loadModel: () => calls.loadModel(complete.model.ref), analyze: () => calls.analyze(complete.prompt),
     ablate: () => calls.ablate(complete), neurons: () => calls.neurons(complete.selection.neuronLayer,
-      complete.selection.neuron)};
+      complete.selection.neuron), probes: () => calls.probes(complete, lists)};
   if (complete.corrupted !== null && complete.answer !== null && complete.wrong !== null) {
     actions.patch = () => calls.patch(complete);
   }
@@ -108,7 +113,8 @@ PROBE = """async ([state, info]) => {
   return {refused: false, state: complete, repaired, calls: made, raw,
           reference: Object.fromEntries(Object.entries({loadModel: calls.loadModel("demo"),
             analyze: calls.analyze("x"), ablate: calls.ablate(states.defaultState()),
-            patch: calls.patch(states.defaultState()), neurons: calls.neurons(0, 0)}).map(([k, v]) => [k, v.run]))};
+            patch: calls.patch(states.defaultState()), neurons: calls.neurons(0, 0),
+            probes: calls.probes(states.defaultState(), lists)}).map(([k, v]) => [k, v.run]))};
 }"""
 
 
@@ -124,6 +130,7 @@ def check_state(state, info):
     assert selection["token"] is None or is_index(selection["token"], 2**53)
     assert selection["scoreKind"] in SCORE_KINDS and selection["component"] in COMPONENTS
     assert selection["ablationKind"] in KINDS
+    assert selection["probeDataset"] in PROBE_DATASETS and selection["probeComponent"] in PROBE_COMPONENTS
     for entry in selection["ablations"]:
         assert is_index(entry["layer"], info["n_layers"]), entry
         assert entry.get("mlp") is True or is_index(entry["head"], info["n_heads"]), entry
@@ -196,7 +203,8 @@ INDEX = st.integers(-3, 20) | JSON
 SELECTION = st.fixed_dictionaries({}, optional={
     "token": INDEX, "layer": INDEX, "head": INDEX, "neuronLayer": INDEX, "neuron": st.integers(-3, 2000) | JSON,
     "scoreKind": st.sampled_from(SCORE_KINDS) | JSON, "component": st.sampled_from(COMPONENTS) | JSON,
-    "ablationKind": st.sampled_from(KINDS) | JSON,
+    "ablationKind": st.sampled_from(KINDS) | JSON, "probeDataset": st.sampled_from(PROBE_DATASETS) | JSON,
+    "probeComponent": st.sampled_from(PROBE_COMPONENTS) | JSON,
     "ablations": st.lists(st.fixed_dictionaries({}, optional={"layer": INDEX, "head": INDEX, "mlp": JSON,
                                                              "kind": st.sampled_from(KINDS) | JSON}) | JSON,
                           max_size=4) | JSON})

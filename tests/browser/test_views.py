@@ -427,6 +427,19 @@ def test_neurons_highlight_tokens_by_activation(gallery):
     assert "No examples." in gallery.inner_text("#stage")
 
 
+def test_probes_plot_train_test_and_chance(gallery):
+    props = {"layers": [0, 1, 2, 3], "train": [0.9, 1.0, 1.0, 1.0], "test": [0.5, 0.8, 0.85, None], "chance": 0.5,
+             "dataset": "demo/ioi-order", "component": "residual", "classes": ["0", "1"], "nTrain": 150, "nTest": 50}
+    show(gallery, "probes", props)
+    assert gallery.locator("[data-role=test-point]").count() == 3  # no point where the test accuracy is missing
+    assert gallery.locator("[data-role=train-point]").count() == 4
+    assert gallery.locator("[data-role=chance]").count() == 1
+    assert "Linear probe on residual — demo/ioi-order (2 classes: 0, 1)" in gallery.inner_text(".nsv-title")
+    assert screenshot_ink(gallery, "probes") > 1000
+    with pytest.raises(Exception, match="train has 2 values for 4 layers"):
+        show(gallery, "probes", {**props, "train": [1, 1]})
+
+
 def test_progress_bar_known_unknown_and_bytes(gallery):
     show(gallery, "progress", {"label": "Patching sweep", "done": 30, "total": 120})
     assert gallery.inner_text("[data-role=label]") == "Patching sweep"

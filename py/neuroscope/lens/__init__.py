@@ -14,6 +14,7 @@ that reproduce it in the notebook, where ``model`` is the loaded model.
   patching sweeps, normalised to 0 (corrupted) .. 1 (clean).
 * ``neurons(model, layer, neuron, texts=None, k=10, context=8)`` and
   ``sample_texts(model=None)``: top-activating tokens of an MLP neuron.
+* ``probes(model, dataset, component)``: a linear probe's accuracy at every layer.
 * ``demo_prompts(model=None, count=20)``: IOI and fact pairs for patching.
 * ``model_info(model)``: ``{"name", "n_layers", "n_heads", "d_model", "d_vocab", "d_mlp"}``.
 
@@ -26,7 +27,8 @@ from .common import model_info
 from .examples import demo_prompts
 from .neurons import BUILTIN_TEXTS, neurons, sample_texts
 from .patching import patch
+from .probes import PROBE_COMPONENTS, PROBE_DATASETS, probes
 from .prompt import analyze
 
-__all__ = ["BUILTIN_TEXTS", "ablate", "analyze", "demo_prompts", "model_info", "neurons", "patch",
-           "sample_texts"]
+__all__ = ["BUILTIN_TEXTS", "PROBE_COMPONENTS", "PROBE_DATASETS", "ablate", "analyze", "demo_prompts",
+           "model_info", "neurons", "patch", "probes", "sample_texts"]

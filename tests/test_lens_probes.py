@@ -1,0 +1,30 @@
+"""``neuroscope.lens.probes``: the probe view's Python, on the demo model's labelled sets."""
+
+import pytest
+
+import neuroscope as ns
+from neuroscope import lens
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return ns.TransformerModel.from_huggingface("demo")
+
+
+def test_probe_view_result_and_its_code(demo):
+    result = lens.probes(demo, "demo/ioi-order", "residual")
+    assert result["layers"] == list(range(demo.cfg.n_layers)) and result["classes"] == ["0", "1"]
+    assert (result["n_train"], result["n_test"]) == (150, 50)
+    assert max(result["test"]) > result["chance"] + 0.15  # the IOI order is linearly decodable
+    assert result["best_layer"] in result["layers"]
+    namespace = {"model": demo}
+    exec(result["code"].rsplit("\n", 1)[0], namespace)  # the code shown reproduces the numbers
+    sweep = namespace["sweep"]
+    assert [round(a, 4) for a in sweep.test_accuracy] == [round(a, 4) for a in result["test"]]
+
+
+def test_probe_view_refuses_what_it_does_not_offer(demo):
+    with pytest.raises(ValueError, match="component 'pattern'; the probe view offers residual"):
+        lens.probes(demo, "demo/ioi-order", "pattern")
+    with pytest.raises(ns.DatasetError):
+        lens.probes(demo, "/no/such/file.jsonl")
