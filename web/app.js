@@ -10,7 +10,7 @@ import { render } from "./render.js";
 import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
 import { mountStoragePanel } from "./storage_panel.js";
 import { differs, keepPrevious, previousSessions, readSession, setPrevious, writeSession } from "./session_store.js";
-import { completeState, defaultState, PROBE_COMPONENTS, PROBE_DATASETS, repairMessage, repairState, VIEW_TITLES,
+import { completeState, defaultState, NEURON_DATASETS, PROBE_COMPONENTS, PROBE_DATASETS, repairMessage, repairState, VIEW_TITLES,
   VIEWS } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
@@ -226,7 +226,8 @@ export class LensApp {
 
   async neurons() {
     const { neuronLayer, neuron } = this.state.selection;
-    const call = this.prepare("neurons", () => calls.neurons(neuronLayer, neuron));
+    const { neuronDataset } = this.state.selection;
+    const call = this.prepare("neurons", () => calls.neurons(neuronLayer, neuron, neuronDataset, NEURON_DATASETS));
     this.code.neurons = call.code;
     this.results.neurons = await this.run("neurons", call.run, call.globals);
     this.draw();
@@ -431,8 +432,9 @@ export class LensApp {
       }
       case "neurons": {
         const result = results.neurons;
-        return result ? { layer: selection.neuronLayer, neuron: selection.neuron, examples: result.examples ?? result }
-          : null;
+        return result ? { layer: result.layer ?? selection.neuronLayer, neuron: result.neuron ?? selection.neuron,
+          examples: result.examples ?? result, dataset: result.dataset ?? null, nTokens: result.n_tokens ?? null,
+          histogram: result.histogram ?? null, logitEffect: result.logit_effect ?? null } : null;
       }
       default:
         return null;
@@ -508,6 +510,7 @@ export class LensApp {
   syncInputs() {
     for (const name of ["prompt", "corrupted", "answer", "wrong"]) $(`#${name}`, this.root).value = this.state[name] ?? "";
     const { probeDataset, probeComponent } = this.state.selection;
+    if ($("#neuron-dataset", this.root)) $("#neuron-dataset", this.root).value = this.state.selection.neuronDataset;
     if ($("#probe-dataset", this.root)) {
       $("#probe-dataset", this.root).value = probeDataset;
       $("#probe-component", this.root).value = probeComponent;
@@ -550,11 +553,13 @@ export class LensApp {
           `an integer in 0-${(size ?? 1) - 1}`).join("; "), "error");
         return;
       }
-      Object.assign(this.state.selection, { neuronLayer: layer, neuron });
+      Object.assign(this.state.selection, { neuronLayer: layer, neuron,
+        neuronDataset: $("#neuron-dataset", this.root)?.value ?? "sample" });
       this.neurons().catch((error) => this.shown(error));
     });
     $("#share", this.root).addEventListener("click", () => this.share());
     this.wireProbeForm();
+    this.wireNeuronDatasets();
     const storage = $("#storage-panel", this.root);
     if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
     for (const name of DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
@@ -574,6 +579,11 @@ export class LensApp {
         this.showView("notebook");
       });
     }
+  }
+
+  wireNeuronDatasets() {
+    const select = $("#neuron-dataset", this.root);
+    if (select) select.replaceChildren(...NEURON_DATASETS.map((name) => new Option(name === "sample" ? "sample texts" : name, name)));
   }
 
   wireProbeForm() {

@@ -125,12 +125,18 @@ export function patch(state) {
   };
 }
 
-export function neurons(layer, neuron) {
+// dataset: "sample" (a few held-out texts) or one of `datasets` (a whole built-in dataset).
+export function neurons(layer, neuron, dataset = "sample", datasets = ["sample"]) {
+  if (!datasets.includes(dataset)) {
+    throw new TypeError(`the neuron dataset is ${describe(dataset)}; expected one of ${datasets.join(", ")}`);
+  }
+  const head = `from neuroscope import lens\nlens.neurons(model, ${int(layer, "the neuron layer")}, ` +
+    `${int(neuron, "the neuron")}`;
   return {
-    code: `from neuroscope import lens\nlens.neurons(model, ${int(layer, "the neuron layer")}, ` +
-      `${int(neuron, "the neuron")}, lens.sample_texts(model))`,
-    ...withArgs(`lens.neurons(model, lens_args["layer"], lens_args["neuron"], lens.sample_texts(model))`,
-      { layer, neuron }),
+    code: dataset === "sample" ? `${head}, lens.sample_texts(model))` : `${head}, dataset=${str(dataset, "dataset")})`,
+    ...withArgs(`lens.neurons(model, lens_args["layer"], lens_args["neuron"], ` +
+      `lens.sample_texts(model) if lens_args["dataset"] is None else None, dataset=lens_args["dataset"])`,
+    { layer, neuron, dataset: dataset === "sample" ? null : dataset }),
   };
 }
 

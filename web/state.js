@@ -7,7 +7,7 @@
 //  view: one of VIEWS,
 //  selection: {token, layer, head, scoreKind, component, neuronLayer, neuron,
 //              ablations: [{layer, head, kind} | {layer, mlp: true, kind}], ablationKind,
-//              probeDataset, probeComponent},
+//              probeDataset, probeComponent, neuronDataset},
 //  interventions: [JSON specs of neuroscope.interventions, as the last ablation ran them],
 //  notebook: [{type: "markdown" | "code" | "view", source, view?}]}
 
@@ -33,7 +33,7 @@ export function defaultState() {
     selection: {
       token: null, layer: 0, head: 0, scoreKind: "induction", component: "residual",
       neuronLayer: 0, neuron: 0, ablations: [], ablationKind: "zero", probeDataset: PROBE_DATASETS[0],
-      probeComponent: PROBE_COMPONENTS[0],
+      probeComponent: PROBE_COMPONENTS[0], neuronDataset: NEURON_DATASETS[0],
     },
     interventions: [],
     notebook: [
@@ -49,6 +49,9 @@ export const ABLATION_KINDS = ["zero", "mean", "resample"];
 // As neuroscope.lens.PROBE_DATASETS / PROBE_COMPONENTS (py/neuroscope/lens/probes.py).
 export const PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"];
 export const PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"];
+// The neuron view's texts: "sample" (a few held-out texts) or a whole built-in dataset
+// (neuroscope.lens.NEURON_DATASETS).
+export const NEURON_DATASETS = ["sample", "demo/text", "demo/ioi", "demo/facts"];
 
 // A state from a link or file, completed with defaults for anything it leaves out and
 // repaired where a field has the wrong type (state.repaired lists what was replaced, for
@@ -105,7 +108,8 @@ function repairSelection(selection, info, repaired) {
     selection.token = null;
   }
   for (const [field, allowed] of [["scoreKind", SCORE_KINDS], ["component", COMPONENTS],
-    ["ablationKind", ABLATION_KINDS], ["probeDataset", PROBE_DATASETS], ["probeComponent", PROBE_COMPONENTS]]) {
+    ["ablationKind", ABLATION_KINDS], ["probeDataset", PROBE_DATASETS], ["probeComponent", PROBE_COMPONENTS],
+    ["neuronDataset", NEURON_DATASETS]]) {
     if (!allowed.includes(selection[field])) {
       repaired.push(`selection.${field} ${describe(selection[field])} (expected one of ${allowed.join(", ")})`);
       selection[field] = base[field];

@@ -166,6 +166,27 @@ def test_neuron_view(app):
     assert len(app.evaluate("window.neuroscope.app.results.neurons.examples")) > 0
 
 
+def test_neuron_view_over_a_whole_dataset(app):
+    show(app, "neurons")
+    app.fill("#neuron-layer", "1")
+    app.fill("#neuron-index", "9")
+    app.select_option("#neuron-dataset", "demo/ioi")
+    app.click("#neuron-form button")
+    app.wait_for_function("() => window.neuroscope.app.results.neurons?.dataset === 'demo/ioi'"
+                          " && window.neuroscope.app.busy.size === 0")
+    got = app.evaluate("window.neuroscope.app.results.neurons")
+    from neuroscope import TransformerModel, lens
+    want = lens.neurons(TransformerModel.from_huggingface(DEMO), 1, 9, dataset="demo/ioi")
+    assert got["n_tokens"] == want["n_tokens"] and sum(got["histogram"]["counts"]) == want["n_tokens"]
+    np.testing.assert_allclose([e["activation"] for e in got["examples"]],
+                               [e["activation"] for e in want["examples"]], rtol=1e-3, atol=1e-3)
+    assert [t for t, _ in got["logit_effect"]["top"]] == [t for t, _ in want["logit_effect"]["top"]]
+    panel = '.panel[data-view="neurons"]'
+    assert app.locator(f"{panel} [data-role=histogram] [data-role=bin]").count() == 30
+    assert 'dataset="demo/ioi"' in app.inner_text(f"{panel} .code code")
+    screenshot(app, "neurons-dataset-cpu")
+
+
 def test_probe_view_plots_accuracy_per_layer(app):
     show(app, "probes")
     app.wait_for_function("() => !!window.neuroscope.app.results.probes && window.neuroscope.app.busy.size === 0")

@@ -41,6 +41,7 @@ VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patchi
          "notebook"]
 PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"]
 PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"]
+NEURON_DATASETS = ["sample", "demo/text", "demo/ioi", "demo/facts"]
 SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"]
 COMPONENTS = ["residual", "attention", "mlp"]
 KINDS = ["zero", "mean", "resample"]
@@ -92,7 +93,8 @@ PROBE = """async ([state, info]) => {
     ...(state.selection ?? {})}};
   const rawActions = {loadModel: () => calls.loadModel(given.model?.ref), analyze: () => calls.analyze(given.prompt),
     ablate: () => calls.ablate(given), patch: () => calls.patch(given),
-    neurons: () => calls.neurons(given.selection.neuronLayer, given.selection.neuron),
+    neurons: () => calls.neurons(given.selection.neuronLayer, given.selection.neuron, given.selection.neuronDataset,
+      states.NEURON_DATASETS),
     probes: () => calls.probes(given, lists)};
   for (const [name, make] of Object.entries(rawActions)) {
     try { raw[name] = make().run; } catch (error) { raw[name] = null; }
@@ -102,7 +104,7 @@ PROBE = """async ([state, info]) => {
   delete complete.repaired;
   const actions = {loadModel: () => calls.loadModel(complete.model.ref), analyze: () => calls.analyze(complete.prompt),
     ablate: () => calls.ablate(complete), neurons: () => calls.neurons(complete.selection.neuronLayer,
-      complete.selection.neuron), probes: () => calls.probes(complete, lists)};
+      complete.selection.neuron, complete.selection.neuronDataset, states.NEURON_DATASETS), probes: () => calls.probes(complete, lists)};
   if (complete.corrupted !== null && complete.answer !== null && complete.wrong !== null) {
     actions.patch = () => calls.patch(complete);
   }
@@ -131,6 +133,7 @@ def check_state(state, info):
     assert selection["scoreKind"] in SCORE_KINDS and selection["component"] in COMPONENTS
     assert selection["ablationKind"] in KINDS
     assert selection["probeDataset"] in PROBE_DATASETS and selection["probeComponent"] in PROBE_COMPONENTS
+    assert selection["neuronDataset"] in NEURON_DATASETS
     for entry in selection["ablations"]:
         assert is_index(entry["layer"], info["n_layers"]), entry
         assert entry.get("mlp") is True or is_index(entry["head"], info["n_heads"]), entry
@@ -204,7 +207,7 @@ SELECTION = st.fixed_dictionaries({}, optional={
     "token": INDEX, "layer": INDEX, "head": INDEX, "neuronLayer": INDEX, "neuron": st.integers(-3, 2000) | JSON,
     "scoreKind": st.sampled_from(SCORE_KINDS) | JSON, "component": st.sampled_from(COMPONENTS) | JSON,
     "ablationKind": st.sampled_from(KINDS) | JSON, "probeDataset": st.sampled_from(PROBE_DATASETS) | JSON,
-    "probeComponent": st.sampled_from(PROBE_COMPONENTS) | JSON,
+    "probeComponent": st.sampled_from(PROBE_COMPONENTS) | JSON, "neuronDataset": st.sampled_from(NEURON_DATASETS) | JSON,
     "ablations": st.lists(st.fixed_dictionaries({}, optional={"layer": INDEX, "head": INDEX, "mlp": JSON,
                                                              "kind": st.sampled_from(KINDS) | JSON}) | JSON,
                           max_size=4) | JSON})

@@ -425,6 +425,15 @@ def test_neurons_highlight_tokens_by_activation(gallery):
     assert screenshot_ink(gallery, "neurons") > 1000
     show(gallery, "neurons", {"layer": 0, "neuron": 0, "examples": []})
     assert "No examples." in gallery.inner_text("#stage")
+    # Over a whole dataset: the histogram and the direct logit effect too.
+    show(gallery, "neurons", {"layer": 1, "neuron": 9, "examples": examples, "dataset": "demo/ioi", "nTokens": 3200,
+                              "histogram": {"edges": [-0.2, 0.0, 0.5, 1.0], "counts": [3000, 190, 10]},
+                              "logitEffect": {"top": [[" Mary", 0.4], [" John", 0.3]], "bottom": [[" the", -0.2]]}})
+    assert "over demo/ioi (3,200 tokens)" in gallery.inner_text(".nsv-title")
+    assert gallery.locator("[data-role=histogram] [data-role=bin]").count() == 3
+    assert texts(gallery, "[data-role=promotes] li") == ["·Mary  0.4", "·John  0.3"]
+    assert texts(gallery, "[data-role=suppresses] li") == ["·the  -0.2"]
+    assert screenshot_ink(gallery, "neurons-dataset") > 1000
 
 
 def test_probes_plot_train_test_and_chance(gallery):

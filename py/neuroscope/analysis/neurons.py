@@ -174,6 +174,33 @@ class NeuronAnalyzer:
             best = heapq.nlargest(count, best + candidates)
         return self._describe([(v, -t, -p) for v, t, p in best], dataset, context)
 
+    def profile(self, neuron, dataset, count=20, context=8, bins=30, exclude_bos=True, progress=None):
+        """One neuron over ``dataset`` in one pass: ``{"examples"`` (its top ``count`` tokens, as
+        ``find_top_activating_tokens``), ``"edges", "counts"`` (a histogram of its activation
+        over every token, ``bins`` equal bins from its minimum to its maximum), ``"n_tokens",
+        "max", "min", "mean", "fraction_active"`` (share of tokens above 0)``}``."""
+        _, neuron = _check_neuron(self.model, self.layer, neuron)
+        _check_counts(count=count, context=context, bins=bins)
+        dataset, best, values = as_dataset(dataset), [], []
+        for acts, index in self._chunks(dataset, progress, f"neuron L{self.layer}N{neuron}"):
+            column = acts[:, neuron].tolist()  # one float per token: the histogram's data
+            kept = [(value, -text, -position) for value, (text, position) in zip(column, index)
+                    if not (exclude_bos and position == 0 and self.model.prepends_bos())]
+            values += [value for value, _, _ in kept]
+            best = heapq.nlargest(count, best + kept)
+        if not values:
+            raise ValueError("the dataset has no tokens to analyse")
+        low, high = min(values), max(values)
+        width = (high - low) / bins if high > low else 1.0
+        counts = [0] * bins
+        for value in values:
+            counts[min(bins - 1, int((value - low) / width))] += 1
+        return {"examples": self._describe([(v, -t, -p) for v, t, p in best], dataset, context),
+                "edges": [low + width * i for i in range(bins + 1)], "counts": counts,
+                "n_tokens": len(values),
+                "max": high, "min": low, "mean": sum(values) / len(values),
+                "fraction_active": sum(1 for value in values if value > 0) / len(values)}
+
     def top_tokens_all(self, dataset, count=20, context=8, bins=40, dead_threshold=0.0, exclude_bos=True,
                        progress=None):
         """Every neuron of the layer in one pass: a ``NeuronSummary`` with each neuron's top
@@ -230,7 +257,8 @@ class NeuronAnalyzer:
         """The neuron's direct effect on the logits (``W_out[neuron] @ W_U``, no layer norm):
         ``{"top": [(token, value)], "bottom": [(token, value)]}``, ``k`` each."""
         _, neuron = _check_neuron(self.model, self.layer, neuron)
-        effect = self.model.weights[f"blocks.{self.layer}.mlp.W_out"][neuron] @ self.model.W_U  # [v]
+        row = self.model.weights[f"blocks.{self.layer}.mlp.W_out"][neuron:neuron + 1]  # [1, d_model]
+        effect = (row @ self.model.W_U)[0]  # [v]
         k = min(k, effect.shape[0])
         decode = decoder(self.model)
         high, high_ids = effect.topk(k)

@@ -25,10 +25,11 @@ CPython and on the JS bridge in a stdlib-only Pyodide.
 from .ablation import ablate
 from .common import model_info
 from .examples import demo_prompts
-from .neurons import BUILTIN_TEXTS, neurons, sample_texts
+from .neurons import BUILTIN_TEXTS, NEURON_DATASETS, neurons, sample_texts
 from .patching import patch
 from .probes import PROBE_COMPONENTS, PROBE_DATASETS, probes
 from .prompt import analyze
 
-__all__ = ["BUILTIN_TEXTS", "PROBE_COMPONENTS", "PROBE_DATASETS", "ablate", "analyze", "demo_prompts",
+__all__ = ["BUILTIN_TEXTS", "NEURON_DATASETS", "PROBE_COMPONENTS", "PROBE_DATASETS", "ablate", "analyze",
+           "demo_prompts",
            "model_info", "neurons", "patch", "probes", "sample_texts"]

@@ -56,7 +56,10 @@ def sample_texts(model=None, folder=None):
     return list(BUILTIN_TEXTS)
 
 
-def neurons(model, layer, neuron, texts=None, k=10, context=8):
+NEURON_DATASETS = ("demo/text", "demo/ioi", "demo/facts")
+
+
+def neurons(model, layer, neuron, texts=None, k=10, context=8, dataset=None):
     """The top-``k`` activating tokens of MLP neuron ``neuron`` in ``layer`` over ``texts``.
 
     ``texts`` defaults to ``sample_texts(model)`` (and ``code`` then calls it rather
@@ -71,6 +74,8 @@ def neurons(model, layer, neuron, texts=None, k=10, context=8):
         code            Python source reproducing the view
     """
     check_k(k)
+    if dataset is not None:
+        return _over_dataset(model, layer, neuron, dataset, k, context)
     if isinstance(texts, str):
         texts = [texts]
     default = texts is None or list(texts) == sample_texts(model)
@@ -88,4 +93,29 @@ def neurons(model, layer, neuron, texts=None, k=10, context=8):
             "n_texts": len(texts), "examples": examples, "code": code}
 
 
-__all__ = ["BUILTIN_TEXTS", "neurons", "sample_texts"]
+def _over_dataset(model, layer, neuron, dataset, k, context):
+    """``neurons`` over a whole dataset (a built-in name or a file): the top tokens plus the
+    neuron's activation histogram over every token and its direct logit effect."""
+    from ..analysis.neurons import NeuronAnalyzer
+    from ..datasets import BUILTIN, Dataset
+    data = Dataset.builtin(dataset) if dataset in BUILTIN else Dataset.from_file(dataset)
+    analyzer = NeuronAnalyzer(model, layer)
+    profile = analyzer.profile(neuron, data, count=k, context=context)
+    effect = analyzer.logit_effect(neuron, k=8)
+    for example in profile["examples"]:
+        example["activation"] = round_sig(example["activation"])
+    reader = "builtin" if dataset in BUILTIN else "from_file"
+    code = (f"from neuroscope import Dataset, NeuronAnalyzer\n\nneurons = NeuronAnalyzer(model, {layer})\n"
+            f"profile = neurons.profile({neuron}, Dataset.{reader}({literal(dataset)}), count={k}, "
+            f"context={context})\neffect = neurons.logit_effect({neuron}, k=8)\n")
+    return {"layer": layer, "neuron": neuron, "hook": f"blocks.{layer}.mlp.hook_post", "dataset": dataset,
+            "n_texts": len(data), "n_tokens": profile["n_tokens"], "examples": profile["examples"],
+            "histogram": {"edges": [round_sig(e) for e in profile["edges"]], "counts": profile["counts"]},
+            "max": round_sig(profile["max"]), "mean": round_sig(profile["mean"]),
+            "fraction_active": round_sig(profile["fraction_active"]),
+            "logit_effect": {side: [[token, round_sig(value)] for token, value in effect[side]]
+                             for side in ("top", "bottom")},
+            "code": code}
+
+
+__all__ = ["BUILTIN_TEXTS", "NEURON_DATASETS", "neurons", "sample_texts"]

@@ -1,4 +1,5 @@
-"""``neuroscope.lens.probes``: the probe view's Python, on the demo model's labelled sets."""
+"""``neuroscope.lens.probes`` and ``lens.neurons(dataset=...)``: the probe and neuron views' Python
+on the demo model's built-in datasets."""
 
 import pytest
 
@@ -28,3 +29,14 @@ def test_probe_view_refuses_what_it_does_not_offer(demo):
         lens.probes(demo, "demo/ioi-order", "pattern")
     with pytest.raises(ns.DatasetError):
         lens.probes(demo, "/no/such/file.jsonl")
+
+
+def test_neuron_view_over_a_whole_dataset(demo):
+    result = lens.neurons(demo, 1, 9, k=5, dataset="demo/ioi")
+    assert result["dataset"] == "demo/ioi" and result["n_texts"] == 200 and len(result["examples"]) == 5
+    assert sum(result["histogram"]["counts"]) == result["n_tokens"] and len(result["logit_effect"]["top"]) == 8
+    namespace = {"model": demo}
+    exec(result["code"], namespace)  # the code shown gives the same numbers
+    assert namespace["profile"]["n_tokens"] == result["n_tokens"]
+    assert [round(e["activation"], 3) for e in namespace["profile"]["examples"]] == \
+        [round(e["activation"], 3) for e in result["examples"]]
