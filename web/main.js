@@ -27,7 +27,8 @@ const logs = [];
 
 // The worker of the moment: restart() and a lost worker replace it (a new Pyodide, a new
 // namespace); `generation` tells a stale worker's events from the current one's.
-const current = { worker: null, client: null, ready: null, interrupt: null, generation: 0 };
+// seq: python calls sent to this worker; interrupt[1] holds the last one an interrupt targets.
+const current = { worker: null, client: null, ready: null, interrupt: null, generation: 0, seq: 0 };
 const lostListeners = [];
 let readyText = null;
 
@@ -36,11 +37,11 @@ function startWorker() {
   const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
   const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
   // Interrupts need memory shared with the worker: only on a cross-origin isolated page.
-  const interrupt = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  const interrupt = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(8)) : null;
   const lock = navigator.locks ? `neuroscope-worker-${crypto.randomUUID()}` : null;
   const ready = client.call("boot", { backend: params.get("backend"), threads: params.get("threads"),
     hubURL: params.get("hub"), pageURL: location.href, interrupt, lock });
-  Object.assign(current, { worker, client, ready, interrupt });
+  Object.assign(current, { worker, client, ready, interrupt, seq: 0 });
   renderStages();
   showReady(ready, generation);
   if (lock) {
@@ -62,13 +63,19 @@ window.neuroscope = {
   get ready() { return current.ready; },
   python: (code, globals) => {
     const { ready, client } = current;
-    return ready.then(() => client.call("python", { code, globals }));
+    const seq = ++current.seq;
+    return ready.then(() => client.call("python", { code, globals, seq }));
   },
-  // Raises KeyboardInterrupt in the Python that is running now; false where the page is not
-  // cross-origin isolated (no shared memory), where only restart() stops a runaway call.
+  // Raises KeyboardInterrupt in the Python that runs now (or, if it has not started yet, in
+  // the first of the calls already sent to start); false where the page is not cross-origin
+  // isolated (no shared memory), where only restart() stops a runaway call. With no call in
+  // flight it does nothing: a later call is never hit.
   interrupt() {
     if (!current.interrupt) return false;
-    current.interrupt[0] = 2;
+    if (current.client.pending.size) {
+      Atomics.store(current.interrupt, 1, current.seq);
+      Atomics.store(current.interrupt, 0, 2);
+    }
     return true;
   },
   get canInterrupt() { return Boolean(current.interrupt); },

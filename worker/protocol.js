@@ -16,11 +16,12 @@
 //           Staged start-up, one progress event per stage (STAGES). No backend: the best
 //           available, where a software GPU (isFallbackAdapter) never beats the CPU path.
 //           "none" boots Python without kernels (the tokenizer and plain Python still work).
-//           interrupt?: an Int32Array on a SharedArrayBuffer (cross-origin isolated pages):
-//           writing 2 into it raises KeyboardInterrupt in the running Python.
+//           interrupt?: an Int32Array(2) on a SharedArrayBuffer (cross-origin isolated pages):
+//           [0] = 2 raises KeyboardInterrupt in the running Python; [1] = the seq of the last
+//           python call it targets (the worker clears [0] when that call has ended).
 //           lock?: a Web Lock name the worker holds while it lives; the page's request for
 //           it is granted when the worker is gone (terminated, crashed, closed).
-//   python  {code, globals?: {name: value}}                   -> the value of the last expression
+//   python  {code, globals?: {name: value}, seq?}             -> the value of the last expression
 //           `globals` enter Python as variables of the session namespace (never pasted into
 //           source): JSON-like values as Python ones, typed arrays as memoryviews (format
 //           "f" for Float32Array). The namespace persists between calls. Results are JSON-able values;

@@ -170,13 +170,19 @@ async function isSoftwareAdapter(name) {
   return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
 }
 
-async function runPython({ code, globals = null }) {
+async function runPython({ code, globals = null, seq = 0 }) {
   if (!state.session) throw new Error("the worker is not booted; send a boot request first");
   if (typeof code !== "string") throw new TypeError(`python: code must be a string, got ${typeof code}`);
-  if (state.interrupt) state.interrupt[0] = 0; // an interrupt sent while idle does not hit this call
   // undefined arrives as None (null would be jsnull). Awaiting the coroutine's proxy
   // destroys it (Pyodide), and the reply is a plain JS object (to_js): no proxy outlives the call.
-  const reply = await state.session.run(code, globals ?? undefined);
+  let reply;
+  try {
+    reply = await state.session.run(code, globals ?? undefined);
+  } finally {
+    // An interrupt is for the calls sent before it: once the last of them is done, one that
+    // no Python consumed (it came as a call ended) must not hit a later call.
+    if (state.interrupt && seq >= Atomics.load(state.interrupt, 1)) Atomics.store(state.interrupt, 0, 0);
+  }
   if (reply.ok) return reply.result;
   throw reply.error; // a plain {pyType, message, traceback}: see protocol.js errorPayload
 }
