@@ -5,6 +5,10 @@ import sys
 
 import pytest
 
+# Every CPython op is checked against the op table's shape rules, as the browser's backends
+# check them, so code that works only on numpy fails here (backends/base.py).
+os.environ.setdefault("NEUROSCOPE_CHECK_OPS", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "py"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))

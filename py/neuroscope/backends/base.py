@@ -25,6 +25,9 @@ Conventions shared by every backend (so that kernels agree):
   ``[batch, pos, rotary_dim]``.
 """
 
+import os
+
+from ..errors import ShapeError
 from .ops import BINARY_OPS, PRIMITIVE_OPS, REDUCE_OPS, UNARY_OPS, describe, lookup
 
 if __doc__:  # None under python -OO
@@ -32,7 +35,21 @@ if __doc__:  # None under python -OO
         "    " + line for line in describe().splitlines()) + "\n"
 
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "uint8", "bool")
-__all__ = ["BINARY_OPS", "DTYPES", "PRIMITIVE_OPS", "REDUCE_OPS", "UNARY_OPS", "Backend"]
+__all__ = ["BINARY_OPS", "DTYPES", "PRIMITIVE_OPS", "REDUCE_OPS", "UNARY_OPS", "Backend", "check_ops"]
+
+# Whether Backend.dispatch runs each op's shape rule (ops.py) and compares the result with
+# it. The browser's backends always do (they allocate outputs from the rule); in CPython it
+# costs about 15 us an op, so it is on for the test suite (tests/conftest.py) and off by
+# default; NEUROSCOPE_CHECK_OPS=1 turns it on.
+_checking = os.environ.get("NEUROSCOPE_CHECK_OPS", "") not in ("", "0")
+
+
+def check_ops(on=True):
+    """Check every op of the CPython backends against the op table (the shape rules the
+    browser's backends apply); returns the previous setting."""
+    global _checking
+    previous, _checking = _checking, bool(on)
+    return previous
 
 
 class Backend:
@@ -78,8 +95,21 @@ class Backend:
     # -- dispatch ------------------------------------------------------------
     def dispatch(self, op, /, *args, **attrs):
         """The one funnel every Tensor op goes through (``op`` a name in the op table)."""
-        lookup(op)
-        return getattr(self, op)(*args, **attrs)
+        spec = lookup(op)
+        if not _checking:
+            return getattr(self, op)(*args, **attrs)
+        expected = spec.infer(spec.bind(args, attrs))  # raises what the browser would raise
+        result = getattr(self, op)(*args, **attrs)
+        got = [r for r in (result if isinstance(result, tuple) else (result,)) if r is not None]
+        got = [(tuple(r.shape), self.dtype_name(r)) for r in got]
+        if got != [(tuple(shape), str(dtype)) for shape, dtype in expected]:
+            raise ShapeError(f"backend {self.name!r}: op {op!r} returned {got} where the op table says "
+                             f"{expected}; the browser's backends would disagree")
+        return result
+
+    def dtype_name(self, handle):
+        """The dtype name (``"float32"``) of one of this backend's handles."""
+        return str(handle.dtype)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .base import Backend
-from .ops import BINARY_OPS, REDUCE_OPS, UNARY_OPS
+from .ops import BINARY_OPS, REDUCE_OPS, UNARY_OPS, check_matmul_operands
 
 _SAFETENSORS_DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16,
@@ -105,6 +105,14 @@ def _needs_outer(index):
     return arrays > 1 or (arrays == 1 and ints > 0)
 
 
+def _table_float(result, *operands):
+    """``result`` as float32 where numpy widened it to float64 but no operand was float64
+    (Python scalars and int tensors): the op table's float is float32 on every backend."""
+    if result.dtype == np.float64 and not any(getattr(x, "dtype", None) == np.float64 for x in operands):
+        return result.astype(np.float32)
+    return result
+
+
 class NumpyBackend(Backend):
     name = "numpy"
 
@@ -139,19 +147,19 @@ class NumpyBackend(Backend):
         return _UNARY[op](x)
 
     def binary(self, op, a, b):
-        result = _BINARY[op](a, b)
-        # Keep float32 when combined with a Python float (numpy 2 does already;
-        # an int tensor divided stays a float of the default width).
-        return result
+        # numpy 2 keeps float32 with a Python float already; an int tensor divided, float32.
+        return _table_float(_BINARY[op](a, b), a, b)
 
     def where(self, cond, a, b):
-        return np.where(cond, a, b)
+        # np.where(cond, 1.0, 0.0) is float64; the op table's float is float32.
+        return _table_float(np.where(cond, a, b), a, b)
 
     def cast(self, x, dtype):
         return x.astype(dtype)
 
     # -- matmul and reductions -----------------------------------------------
     def matmul(self, a, b, transpose_a=False, transpose_b=False):
+        check_matmul_operands(a, b)
         if transpose_a:
             a = np.swapaxes(a, -1, -2)
         if transpose_b:

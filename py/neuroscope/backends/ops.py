@@ -179,10 +179,17 @@ def _cast(x, dtype):
     return [(_meta(x)[0], dtype)]
 
 
+def check_matmul_operands(a, b):
+    """ShapeError unless both operands are at least 2-d (numpy would take a 1-d one; the
+    browser's kernels do not, so no backend does). Every backend's matmul calls it."""
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise ShapeError(f"matmul needs at least 2-d operands, got {list(a.shape)} and {list(b.shape)}; "
+                         "reshape a vector to [1, n] or [n, 1]")
+
+
 def _matmul(a, b, transpose_a, transpose_b):
     (sa, da), (sb, db) = _meta(a), _meta(b)
-    if len(sa) < 2 or len(sb) < 2:
-        raise ShapeError(f"matmul needs at least 2-d operands, got {list(sa)} and {list(sb)}")
+    check_matmul_operands(a, b)
     m, k = (sa[-1], sa[-2]) if transpose_a else (sa[-2], sa[-1])
     k2, n = (sb[-1], sb[-2]) if transpose_b else (sb[-2], sb[-1])
     if k != k2:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .base import Backend
 from .numpy_backend import NumpyBackend
-from .ops import BINARY_OPS, REDUCE_OPS, UNARY_OPS
+from .ops import BINARY_OPS, REDUCE_OPS, UNARY_OPS, check_matmul_operands
 
 _TORCH_DTYPES = {
     "float32": torch.float32, "float16": torch.float16, "float64": torch.float64,
@@ -215,6 +215,7 @@ class TorchBackend(Backend):
 
     # -- matmul and reductions -----------------------------------------------
     def matmul(self, a, b, transpose_a=False, transpose_b=False):
+        check_matmul_operands(a, b)
         a, b = a.tensor, b.tensor
         if transpose_a:
             a = a.transpose(-1, -2)
