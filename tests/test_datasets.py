@@ -235,3 +235,44 @@ def test_bad_arguments(demo):
         demo.activations_at("residual", 0, [], cache=False)
     with pytest.raises(ns.InvalidTokenError, match="example 1 of 'texts' is .* tokens; the model's context is"):
         demo.activations_at("residual", 0, ["ok", " the" * (demo.cfg.n_ctx + 1)], cache=False, progress=False)
+
+
+# -- stored datasets (the Lens's uploads) -------------------------------------------------
+def test_stored_datasets_round_trip_list_and_remove(tmp_path, monkeypatch):
+    from neuroscope.datasets import remove_stored_dataset, store_dataset, stored_datasets
+    monkeypatch.setenv("NEUROSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    lines = [{"text": f"example {i}", "label": i % 2} for i in range(5)]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    stored = store_dataset("my set.jsonl", data)
+    assert list(stored) == lines and stored.name == "my set.jsonl"
+    again = Dataset.stored("my set.jsonl")
+    assert list(again) == lines and again.content_hash == stored.content_hash
+    assert stored_datasets() == [{"name": "my set.jsonl", "bytes": len(data), "examples": 5,
+                                  "fields": ["label", "text"]}]
+    store_dataset("my set.jsonl", json.dumps({"text": "replaced"}).encode())
+    assert [e["text"] for e in Dataset.stored("my set.jsonl")] == ["replaced"]
+    assert remove_stored_dataset("my set.jsonl") is True
+    assert remove_stored_dataset("my set.jsonl") is False
+    with pytest.raises(DatasetError, match=r"no stored dataset 'my set.jsonl'; stored here: none"):
+        Dataset.stored("my set.jsonl")
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("bad.jsonl", b'{"text": "fine"}\n{"text": broken\n', "bad.jsonl:2: not a JSON object"),
+    ("bad.jsonl", b'{"text": "fine"}\n{"label": 1}\n', "bad.jsonl:2: the example has no 'text'"),
+    ("bad.csv", b"label,text\n1,a\n2\n", "bad.csv:3: 1 fields; the header has 2"),
+    ("empty.txt", b"\n\n", "empty.txt: no examples"),
+    ("bad.parquet", b"x", "unknown dataset file type"),
+    ("../escape.jsonl", b'{"text": "x"}', "stored dataset name '../escape.jsonl'"),
+    ("", b'{"text": "x"}', "stored dataset name ''"),
+])
+def test_a_bad_upload_stores_nothing(tmp_path, monkeypatch, name, data, words):
+    from neuroscope.datasets import store_dataset, stored_datasets
+    monkeypatch.setenv("NEUROSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    store_dataset("kept.txt", b"one\ntwo\n")
+    with pytest.raises(DatasetError) as caught:
+        store_dataset(name, data)
+    assert words in str(caught.value) and "partial-" not in str(caught.value)
+    assert [item["name"] for item in stored_datasets()] == ["kept.txt"]
+    scratch = tmp_path / "cache" / "datasets"
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("partial-")]

@@ -21,6 +21,12 @@ labels are known from how the demo was trained: ``demo/ioi-order`` (label 0 when
 indirect object is the first name, "ABB", 1 when it is the second, "BAB") and
 ``demo/facts-relation`` (the fact's relation).
 
+``store_dataset(name, data)`` keeps a file's bytes (an upload in the Lens) after checking
+every example as ``from_file`` does — nothing is stored when a line is bad — in IndexedDB
+(``datasets/<name>``) in the browser or ``$NEUROSCOPE_CACHE_DIR/stored-datasets`` in
+CPython; ``Dataset.stored(name)`` reads it back (also after a reload), ``stored_datasets()``
+lists them with their sizes and ``remove_stored_dataset(name)`` drops one.
+
 Runs in a stdlib-only Pyodide: URLs are fetched with the package's fetcher (the worker's
 in the browser), written to a local file and indexed like any other.
 """
@@ -32,12 +38,15 @@ import io
 import json
 import os
 import random
+import re
 
-from .errors import DatasetError
-from .storage import cache_home
+from .errors import DatasetError, StorageKeyError
+from .storage import cache_home, storage_for
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".txt")
 BUILTIN = ("demo/ioi", "demo/facts", "demo/text", "demo/ioi-order", "demo/facts-relation")
+# A stored dataset's name: a file name with one of EXTENSIONS, no folders.
+STORED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,99}")
 
 
 class Dataset:
@@ -79,6 +88,28 @@ class Dataset:
         if name not in BUILTIN:
             raise DatasetError(f"no built-in dataset {name!r}; expected one of {', '.join(BUILTIN)}")
         return cls(_Records(_builtin_records(name)), name)
+
+    @classmethod
+    def stored(cls, name, storage=None):
+        """A dataset kept by ``store_dataset`` (``stored_datasets()`` lists them)."""
+        storage = storage or dataset_storage()
+        _check_stored_name(name)
+        try:
+            entry = storage.open(name)
+        except StorageKeyError:
+            known = ", ".join(item["name"] for item in stored_datasets(storage)) or "none"
+            raise DatasetError(f"no stored dataset {name!r}; stored here: {known}") from None
+        try:
+            digest = entry.metadata.get("sha256", "")
+            path = os.path.join(_scratch_folder(), f"stored-{digest[:24]}{_extension(name)}")
+            if not os.path.exists(path):
+                partial = f"{path}.partial"
+                with open(partial, "wb") as handle:
+                    handle.write(entry.raw("bytes"))
+                os.replace(partial, path)
+        finally:
+            entry.close()
+        return cls.from_file(path, name=name)
 
     def _with_hash(self, digest):
         self._store.digest = digest
@@ -361,9 +392,7 @@ def _local_copy(url):
     the browser), so that they are indexed like any file."""
     from .model.remote import fetch_bytes
     in_browser = _in_browser()
-    folder = "/tmp/neuroscope-datasets" if in_browser else os.path.join(cache_home(), "datasets")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, hashlib.sha256(url.encode()).hexdigest()[:24] + _extension(url))
+    path = os.path.join(_scratch_folder(), hashlib.sha256(url.encode()).hexdigest()[:24] + _extension(url))
     partial = path + ".partial"
     if in_browser:
         try:
@@ -386,9 +415,82 @@ def _local_copy(url):
     return path
 
 
+def _scratch_folder():
+    """Where downloaded and stored datasets are written to be indexed."""
+    folder = "/tmp/neuroscope-datasets" if _in_browser() else os.path.join(cache_home(), "datasets")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 def _in_browser():
     import sys
     return sys.platform == "emscripten"
+
+
+# -- stored datasets (uploads) ------------------------------------------------------
+def dataset_storage():
+    """Where ``store_dataset`` keeps files: IndexedDB (``datasets/``) in the browser, the
+    folder ``$NEUROSCOPE_CACHE_DIR/stored-datasets`` in CPython."""
+    return storage_for("datasets/", "stored-datasets")
+
+
+def _check_stored_name(name):
+    if not isinstance(name, str) or not STORED_NAME.fullmatch(name):
+        raise DatasetError(f"stored dataset name {name!r}; expected a file name of letters, digits, "
+                           "'.', '_', '-' and spaces (at most 100 characters) ending in "
+                           f"{', '.join(EXTENSIONS)}")
+    _extension(name)
+
+
+def store_dataset(name, data, storage=None):
+    """Check ``data`` (the bytes of a .jsonl/.json/.csv/.txt file called ``name``) as
+    ``from_file`` does and keep it under ``name``, replacing a stored dataset of that name.
+
+    Returns the ``Dataset``. A malformed line or an example without a ``text`` raises
+    ``DatasetError`` (with the line number) and nothing is stored; so does a file without
+    examples.
+    """
+    _check_stored_name(name)
+    data = bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    extension = _extension(name)
+    path = os.path.join(_scratch_folder(), f"stored-{digest[:24]}{extension}")
+    partial = os.path.join(_scratch_folder(), f"partial-{os.getpid()}-{digest[:24]}{extension}")
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    try:
+        dataset = Dataset.from_file(partial, name=name)
+        if not len(dataset):
+            raise DatasetError(f"{name}: no examples")
+        metadata = {"name": name, "sha256": digest, "examples": str(len(dataset)),
+                    "fields": json.dumps(sorted(dataset[0]))}
+    except DatasetError as error:
+        os.remove(partial)
+        raise DatasetError(str(error).replace(partial, name)) from None
+    os.replace(partial, path)
+    (storage or dataset_storage()).write(name, {"bytes": ("U8", [len(data)], data)}, metadata)
+    return Dataset.from_file(path, name=name)
+
+
+def stored_datasets(storage=None):
+    """``[{"name", "bytes", "examples", "fields"}]`` of the stored datasets, by name."""
+    storage = storage or dataset_storage()
+    out = []
+    for name in storage.keys():
+        entry = storage.open(name)
+        try:
+            out.append({"name": name, "bytes": entry.info("bytes").nbytes,
+                        "examples": int(entry.metadata.get("examples", 0)),
+                        "fields": json.loads(entry.metadata.get("fields", "[]"))})
+        finally:
+            entry.close()
+    return out
+
+
+def remove_stored_dataset(name, storage=None):
+    """Drop a stored dataset; False if there was none of that name."""
+    _check_stored_name(name)
+    return (storage or dataset_storage()).delete(name)
 
 
 def load_heldout(kind, folder=None):
@@ -416,4 +518,5 @@ def _builtin_records(name):
     return [{"text": paragraph} for paragraph in paragraphs]
 
 
-__all__ = ["BUILTIN", "Dataset", "DatasetError", "EXTENSIONS"]
+__all__ = ["BUILTIN", "Dataset", "DatasetError", "EXTENSIONS", "dataset_storage", "remove_stored_dataset",
+           "store_dataset", "stored_datasets"]

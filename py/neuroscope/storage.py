@@ -186,9 +186,15 @@ class _Chunks:
 
 def default_storage():
     """Where ``cache.save(key)`` writes: IndexedDB in the browser, a folder in CPython."""
+    return storage_for("activations/", "activations")
+
+
+def storage_for(prefix, folder):
+    """IndexedDB entries under ``prefix`` in the browser; in CPython the folder ``folder``
+    of ``cache_home()``."""
     if _js_host() is not None:
-        return IndexedDBStorage("activations/")
-    return FolderStorage(os.path.join(cache_home(), "activations"))
+        return IndexedDBStorage(prefix)
+    return FolderStorage(os.path.join(cache_home(), folder))
 
 
 def spill_storage():

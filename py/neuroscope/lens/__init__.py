@@ -15,6 +15,8 @@ that reproduce it in the notebook, where ``model`` is the loaded model.
 * ``neurons(model, layer, neuron, texts=None, k=10, context=8)`` and
   ``sample_texts(model=None)``: top-activating tokens of an MLP neuron.
 * ``probes(model, dataset, component)``: a linear probe's accuracy at every layer.
+* ``datasets()``, ``upload_dataset(name, data)``, ``open_dataset(choice)``: the datasets
+  the probe and neuron views offer besides the built-in ones (uploads kept in storage).
 * ``demo_prompts(model=None, count=20)``: IOI and fact pairs for patching.
 * ``model_info(model)``: ``{"name", "n_layers", "n_heads", "d_model", "d_vocab", "d_mlp"}``.
 
@@ -24,6 +26,7 @@ CPython and on the JS bridge in a stdlib-only Pyodide.
 
 from .ablation import ablate
 from .common import model_info
+from .datasets import datasets, open_dataset, upload_dataset
 from .examples import demo_prompts
 from .neurons import BUILTIN_TEXTS, NEURON_DATASETS, neurons, sample_texts
 from .patching import patch
@@ -31,5 +34,5 @@ from .probes import PROBE_COMPONENTS, PROBE_DATASETS, probes
 from .prompt import analyze
 
 __all__ = ["BUILTIN_TEXTS", "NEURON_DATASETS", "PROBE_COMPONENTS", "PROBE_DATASETS", "ablate", "analyze",
-           "demo_prompts",
-           "model_info", "neurons", "patch", "probes", "sample_texts"]
+           "datasets", "demo_prompts", "model_info", "neurons", "open_dataset", "patch", "probes",
+           "sample_texts", "upload_dataset"]

@@ -97,16 +97,15 @@ def _over_dataset(model, layer, neuron, dataset, k, context):
     """``neurons`` over a whole dataset (a built-in name or a file): the top tokens plus the
     neuron's activation histogram over every token and its direct logit effect."""
     from ..analysis.neurons import NeuronAnalyzer
-    from ..datasets import BUILTIN, Dataset
-    data = Dataset.builtin(dataset) if dataset in BUILTIN else Dataset.from_file(dataset)
+    from .datasets import open_dataset
+    data, source = open_dataset(dataset)
     analyzer = NeuronAnalyzer(model, layer)
     profile = analyzer.profile(neuron, data, count=k, context=context)
     effect = analyzer.logit_effect(neuron, k=8)
     for example in profile["examples"]:
         example["activation"] = round_sig(example["activation"])
-    reader = "builtin" if dataset in BUILTIN else "from_file"
     code = (f"from neuroscope import Dataset, NeuronAnalyzer\n\nneurons = NeuronAnalyzer(model, {layer})\n"
-            f"profile = neurons.profile({neuron}, Dataset.{reader}({literal(dataset)}), count={k}, "
+            f"profile = neurons.profile({neuron}, {source}, count={k}, "
             f"context={context})\neffect = neurons.logit_effect({neuron}, k=8)\n")
     return {"layer": layer, "neuron": neuron, "hook": f"blocks.{layer}.mlp.hook_post", "dataset": dataset,
             "n_texts": len(data), "n_tokens": profile["n_tokens"], "examples": profile["examples"],

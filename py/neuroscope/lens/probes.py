@@ -2,15 +2,16 @@
 
 ``probes`` trains one ``LinearProbe`` per layer on ``component`` at each example's last
 token (``analysis.probes.probe_layers``) over a labelled dataset — one of the demo model's
-built-in probing sets (``PROBE_DATASETS``) or a file with a ``label`` column — and returns
+built-in probing sets (``PROBE_DATASETS``), an uploaded one (``"stored:<name>"``) or a file,
+with a ``label`` column — and returns
 the train and test accuracy per layer with the chance level (the largest class's share).
 """
 
 from collections import Counter
 
 from ..analysis.probes import probe_layers
-from ..datasets import BUILTIN, Dataset
 from .common import literal, round_sig
+from .datasets import open_dataset
 
 PROBE_DATASETS = ("demo/ioi-order", "demo/facts-relation")
 PROBE_COMPONENTS = ("residual", "resid_pre", "attn_out", "mlp_out")
@@ -21,11 +22,9 @@ def probes(model, dataset="demo/ioi-order", component="residual", position="last
     "chance", "classes", "n_train", "n_test", "best_layer", "code"}``."""
     if component not in PROBE_COMPONENTS:
         raise ValueError(f"component {component!r}; the probe view offers {', '.join(PROBE_COMPONENTS)}")
-    data = Dataset.builtin(dataset) if dataset in BUILTIN else Dataset.from_file(dataset)
+    data, source = open_dataset(dataset)
     sweep = probe_layers(model, data, component, position=position, regularization=regularization)
     counts = Counter(data.column("label"))
-    reader = "builtin" if dataset in BUILTIN else "from_file"
-    source = f"Dataset.{reader}({literal(dataset)})"
     return {"dataset": dataset, "component": component, "layers": sweep.layers,
             "train": [round_sig(a) for a in sweep.train_accuracy],
             "test": [None if a is None else round_sig(a) for a in sweep.test_accuracy],
