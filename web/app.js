@@ -3,14 +3,16 @@
 // (./views/*, pure functions of their props) with render(). Every view shows the Python
 // call that produced it, copyable and runnable in the notebook.
 
+import { DatasetChoices } from "./datasets.js";
 import * as calls from "./lens_calls.js";
 import { ModelPanel } from "./models.js";
 import { Notebook } from "./notebook.js";
 import { render } from "./render.js";
 import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
+import { Requests } from "./requests.js";
 import { mountStoragePanel } from "./storage_panel.js";
 import { differs, keepPrevious, previousSessions, readSession, setPrevious, writeSession } from "./session_store.js";
-import { completeState, defaultState, NEURON_DATASETS, PROBE_COMPONENTS, PROBE_DATASETS, repairMessage, repairState, VIEW_TITLES,
+import { completeState, defaultState, PROBE_COMPONENTS, repairMessage, repairState, VIEW_TITLES,
   VIEWS } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
@@ -32,15 +34,6 @@ const ACTION_VIEWS = {
   neurons: ["neurons"], probes: ["probes"],
 };
 
-// A result that arrived after a newer request of the same action was made: dropped.
-export class Superseded extends Error {
-  constructor(what) {
-    super(`${what}: superseded by a newer request`);
-    this.name = "Superseded";
-    this.shown = true;
-  }
-}
-
 export class LensApp {
   constructor(root, neuroscope) {
     this.root = root;
@@ -48,9 +41,8 @@ export class LensApp {
     this.state = defaultState();
     this.results = { analysis: null, ablation: null, patching: null, neurons: null, probes: null, prompts: null };
     this.code = {}; // view -> the Python that produced what it shows
-    this.busy = new Map(); // action -> requests in flight (busy.size: actions running)
-    this.tickets = {}; // action -> the number of its latest request (the latest wins)
-    this.failures = {}; // action -> the error of its latest request, shown in its views
+    this.requests = new Requests(neuroscope, { onBusy: () => this.drawBusy(),
+      onFailure: (what, text) => { this.message(text, "error"); this.draw(); } });
     this.notebook = new Notebook($("#notebook", root), {
       python: (code) => this.neuroscope.python(code),
       runCell: (source) => this.runCell(source),
@@ -59,6 +51,7 @@ export class LensApp {
       interrupt: () => this.interrupt(),
       restart: () => this.restart().catch((error) => this.shown(error)),
     });
+    this.datasets = new DatasetChoices(this);
     this.models = new ModelPanel($("#model-panel", root), {
       load: (source) => this.loadModel(source),
     });
@@ -117,6 +110,8 @@ export class LensApp {
     this.autosave = true;
     this.saveSoon();
     await this.neuroscope.ready;
+    await this.datasets.refresh().catch((error) => this.message(`The uploaded datasets could not be listed: ` +
+      `${error.message}`, "warn"));
     const ref = this.state.model.ref;
     if (ref.startsWith("local:")) {
       this.message(`This analysis was made with local files (${ref.slice(6)}); pick them under "Local files…" ` +
@@ -203,7 +198,7 @@ export class LensApp {
 
   async probes() {
     const call = this.prepare("probes", () => calls.probes(this.state,
-      { datasets: PROBE_DATASETS, components: PROBE_COMPONENTS }));
+      { datasets: this.datasets.probe(), components: PROBE_COMPONENTS }));
     this.code.probes = call.code;
     this.results.probes = await this.run("probes", call.run, call.globals);
     this.draw();
@@ -227,7 +222,8 @@ export class LensApp {
   async neurons() {
     const { neuronLayer, neuron } = this.state.selection;
     const { neuronDataset } = this.state.selection;
-    const call = this.prepare("neurons", () => calls.neurons(neuronLayer, neuron, neuronDataset, NEURON_DATASETS));
+    const call = this.prepare("neurons", () => calls.neurons(neuronLayer, neuron, neuronDataset,
+      this.datasets.neuron()));
     this.code.neurons = call.code;
     this.results.neurons = await this.run("neurons", call.run, call.globals);
     this.draw();
@@ -269,31 +265,11 @@ export class LensApp {
     }
   }
 
-  // Runs code in the worker, counting it busy under `what`. Only the latest request of each
-  // action counts: an older one's result or error is dropped (Superseded). Errors are shown
-  // (in the messages and in the action's views) and rethrown marked `shown`.
-  async run(what, code, globals) {
-    const ticket = this.tickets[what] = (this.tickets[what] ?? 0) + 1;
-    try {
-      const value = await this.track(what, this.neuroscope.python(code, globals));
-      if (ticket !== this.tickets[what]) throw new Superseded(what);
-      this.failures[what] = null; // the caller draws the new result
-      return value;
-    } catch (error) {
-      if (error instanceof Superseded || ticket !== this.tickets[what]) throw new Superseded(what);
-      if (error.name === "WorkerRestarted") error.shown = true; // restart() says so, once
-      if (!error.shown) this.fail(what, `${what}: ${error.pyType ?? error.name}: ${error.message}`);
-      error.shown = true;
-      throw error;
-    }
-  }
-
-  // An action failed: one message, and its views show the error instead of an older result.
-  fail(what, text) {
-    this.message(text, "error");
-    this.failures[what] = text;
-    this.draw();
-  }
+  get busy() { return this.requests.busy; }
+  get failures() { return this.requests.failures; }
+  run(what, code, globals) { return this.requests.run(what, code, globals); }
+  fail(what, text) { this.requests.fail(what, text); }
+  track(what, promise) { return this.requests.track(what, promise); }
 
   // For promises whose errors run() and prepare() have already shown; anything else (a bug)
   // becomes a message too, so no error is silently dropped.
@@ -306,23 +282,9 @@ export class LensApp {
       "import neuroscope_session\nawait neuroscope_session.run_cell(cell_source)", { cell_source: source }));
   }
 
-  // Counts `promise` as busy under `what` until it settles; returns it.
-  async track(what, promise) {
-    this.busy.set(what, (this.busy.get(what) ?? 0) + 1);
-    this.drawBusy();
-    try {
-      return await promise;
-    } finally {
-      const left = this.busy.get(what) - 1;
-      if (left > 0) this.busy.set(what, left);
-      else this.busy.delete(what);
-      this.drawBusy();
-    }
-  }
-
   // KeyboardInterrupt in the running Python (the request in flight fails with it).
   interrupt() {
-    if (this.neuroscope.interrupt()) return true;
+    if (this.requests.interrupt()) return true;
     this.message("Python cannot be interrupted here: the page is not cross-origin isolated (no shared " +
       "memory with the worker). Restart stops it; the model reloads from the cache.", "warn");
     return false;
@@ -331,21 +293,12 @@ export class LensApp {
   // A fresh Python worker: requests in flight are dropped, the current model reloads (from
   // IndexedDB), the prompts, selection and notebook cells stay. `why`: said in a message.
   async restart(why = null) {
-    if (this.restarting) return this.restarting;
-    this.restarting = (async () => {
+    if (!this.requests.restarting) {
       this.message(why ?? "Restarting Python: the model reloads from the cache; the notebook is kept.", "warn");
       this.models.setStatus("Restarting Python…");
-      await this.neuroscope.restart();
-      this.busy.clear();
-      this.drawBusy();
-      const source = this.source ?? { ref: this.state.model.ref };
-      await this.loadModel(source, { keepState: true });
-    })();
-    try {
-      await this.restarting;
-    } finally {
-      this.restarting = null;
     }
+    return this.requests.restart(() => this.loadModel(this.source ?? { ref: this.state.model.ref },
+      { keepState: true }));
   }
 
   // -- drawing -------------------------------------------------------------------
@@ -509,12 +462,8 @@ export class LensApp {
   // -- inputs --------------------------------------------------------------------
   syncInputs() {
     for (const name of ["prompt", "corrupted", "answer", "wrong"]) $(`#${name}`, this.root).value = this.state[name] ?? "";
-    const { probeDataset, probeComponent } = this.state.selection;
-    if ($("#neuron-dataset", this.root)) $("#neuron-dataset", this.root).value = this.state.selection.neuronDataset;
-    if ($("#probe-dataset", this.root)) {
-      $("#probe-dataset", this.root).value = probeDataset;
-      $("#probe-component", this.root).value = probeComponent;
-    }
+    this.datasets.fill();
+    if ($("#probe-component", this.root)) $("#probe-component", this.root).value = this.state.selection.probeComponent;
   }
 
   wire() {
@@ -559,7 +508,7 @@ export class LensApp {
     });
     $("#share", this.root).addEventListener("click", () => this.share());
     this.wireProbeForm();
-    this.wireNeuronDatasets();
+    this.wireUploads();
     const storage = $("#storage-panel", this.root);
     if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
     for (const name of DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
@@ -581,15 +530,29 @@ export class LensApp {
     }
   }
 
-  wireNeuronDatasets() {
-    const select = $("#neuron-dataset", this.root);
-    if (select) select.replaceChildren(...NEURON_DATASETS.map((name) => new Option(name === "sample" ? "sample texts" : name, name)));
+  // "Upload…" in the probe and neuron forms: the file is checked and kept (./datasets.js),
+  // then the view runs on it.
+  wireUploads() {
+    for (const [input, field, action] of [["#probe-upload", "probeDataset", () => this.probes()],
+      ["#neuron-upload", "neuronDataset", () => this.neurons()]]) {
+      $(input, this.root)?.addEventListener("change", async (event) => {
+        const file = event.target.files[0];
+        event.target.value = "";
+        if (!file) return;
+        try {
+          await this.datasets.upload(file, field);
+          await action();
+        } catch (error) {
+          this.shown(error);
+        }
+      });
+    }
   }
 
   wireProbeForm() {
     const dataset = $("#probe-dataset", this.root), component = $("#probe-component", this.root);
     if (!dataset) return;
-    dataset.replaceChildren(...PROBE_DATASETS.map((name) => new Option(name, name)));
+    this.datasets.fill();
     component.replaceChildren(...PROBE_COMPONENTS.map((name) => new Option(name, name)));
     $("#probe-form", this.root).addEventListener("submit", (event) => {
       event.preventDefault();

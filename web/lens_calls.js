@@ -125,11 +125,19 @@ export function patch(state) {
   };
 }
 
-// dataset: "sample" (a few held-out texts) or one of `datasets` (a whole built-in dataset).
-export function neurons(layer, neuron, dataset = "sample", datasets = ["sample"]) {
-  if (!datasets.includes(dataset)) {
-    throw new TypeError(`the neuron dataset is ${describe(dataset)}; expected one of ${datasets.join(", ")}`);
+// A dataset choice of a form: one of `datasets` (built-in names and this browser's uploads).
+function checkDataset(dataset, datasets, what) {
+  if (datasets.includes(dataset)) return;
+  if (typeof dataset === "string" && dataset.startsWith("stored:")) {
+    throw new TypeError(`the ${what} dataset ${describe(dataset.slice(7))} is not stored in this browser; ` +
+      "upload the file in this view");
   }
+  throw new TypeError(`the ${what} dataset is ${describe(dataset)}; expected one of ${datasets.join(", ")}`);
+}
+
+// dataset: "sample" (a few held-out texts) or one of `datasets` (a whole built-in or uploaded dataset).
+export function neurons(layer, neuron, dataset = "sample", datasets = ["sample"]) {
+  checkDataset(dataset, datasets, "neuron");
   const head = `from neuroscope import lens\nlens.neurons(model, ${int(layer, "the neuron layer")}, ` +
     `${int(neuron, "the neuron")}`;
   return {
@@ -140,10 +148,10 @@ export function neurons(layer, neuron, dataset = "sample", datasets = ["sample"]
   };
 }
 
-// The probe view: a probe per layer over one of the built-in probing sets.
+// The probe view: a probe per layer over a built-in probing set or an uploaded dataset.
 export function probes(state, { datasets, components }) {
   const { probeDataset: dataset, probeComponent: component } = state.selection;
-  if (!datasets.includes(dataset)) throw new TypeError(`the probe dataset is ${describe(dataset)}; expected one of ${datasets.join(", ")}`);
+  checkDataset(dataset, datasets, "probe");
   if (!components.includes(component)) {
     throw new TypeError(`the probe component is ${describe(component)}; expected one of ${components.join(", ")}`);
   }

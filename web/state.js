@@ -52,6 +52,13 @@ export const PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"]
 // The neuron view's texts: "sample" (a few held-out texts) or a whole built-in dataset
 // (neuroscope.lens.NEURON_DATASETS).
 export const NEURON_DATASETS = ["sample", "demo/text", "demo/ioi", "demo/facts"];
+// An uploaded dataset: "stored:<name>" (neuroscope.lens.datasets; the name as
+// neuroscope.datasets.STORED_NAME allows). Whether this browser has it is checked when it runs.
+export const STORED_PREFIX = "stored:";
+const STORED_NAME = /^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$/;
+const STORED_EXTENSION = /\.(jsonl|json|csv|txt)$/i;
+export const isStoredChoice = (value) => typeof value === "string" && value.startsWith(STORED_PREFIX) &&
+  STORED_NAME.test(value.slice(STORED_PREFIX.length)) && STORED_EXTENSION.test(value);
 
 // A state from a link or file, completed with defaults for anything it leaves out and
 // repaired where a field has the wrong type (state.repaired lists what was replaced, for
@@ -110,7 +117,8 @@ function repairSelection(selection, info, repaired) {
   for (const [field, allowed] of [["scoreKind", SCORE_KINDS], ["component", COMPONENTS],
     ["ablationKind", ABLATION_KINDS], ["probeDataset", PROBE_DATASETS], ["probeComponent", PROBE_COMPONENTS],
     ["neuronDataset", NEURON_DATASETS]]) {
-    if (!allowed.includes(selection[field])) {
+    const uploaded = (field === "probeDataset" || field === "neuronDataset") && isStoredChoice(selection[field]);
+    if (!allowed.includes(selection[field]) && !uploaded) {
       repaired.push(`selection.${field} ${describe(selection[field])} (expected one of ${allowed.join(", ")})`);
       selection[field] = base[field];
     }
