@@ -33,6 +33,7 @@ Findings so far are in py/neuroscope/demo/model/README.md ("The induction head")
 """
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -44,7 +45,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from neuroscope.demo.train import make_optimizer, sinusoidal_positions  # noqa: E402
+from neuroscope.demo.train import make_optimizer  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -91,6 +92,17 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
+
+
+def sinusoidal_positions(model, rms):
+    """Overwrite the position embeddings with Vaswani et al.'s sin/cos table scaled to ``rms``."""
+    context, d_model = model.transformer.wpe.weight.shape
+    position = torch.arange(context, dtype=torch.float32)[:, None]  # [pos, 1]
+    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+    table = torch.zeros(context, d_model)
+    table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+    with torch.no_grad():
+        model.transformer.wpe.weight.copy_(table * rms * math.sqrt(2))
 
 
 def make_model(args):

@@ -267,6 +267,7 @@ export class LensApp {
 
   get busy() { return this.requests.busy; }
   get failures() { return this.requests.failures; }
+  get restarting() { return this.requests.restarting; }
   run(what, code, globals) { return this.requests.run(what, code, globals); }
   fail(what, text) { this.requests.fail(what, text); }
   track(what, promise) { return this.requests.track(what, promise); }
@@ -293,7 +294,7 @@ export class LensApp {
   // A fresh Python worker: requests in flight are dropped, the current model reloads (from
   // IndexedDB), the prompts, selection and notebook cells stay. `why`: said in a message.
   async restart(why = null) {
-    if (!this.requests.restarting) {
+    if (!this.restarting) {
       this.message(why ?? "Restarting Python: the model reloads from the cache; the notebook is kept.", "warn");
       this.models.setStatus("Restarting Python…");
     }

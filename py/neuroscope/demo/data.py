@@ -117,6 +117,26 @@ def induction_row(rng, vocab_size, length, low=1, min_span=8, max_span=64):
     return ids[:length], mask[:length]
 
 
+def copy_row(rng, vocab_size, length, low=1, min_span=4):
+    """Token ids ``[length]`` of random tokens in which one span is copied later, and a loss mask.
+
+    A span of ``min_span`` to ``length // 2 - 2`` tokens starts at a random place and is
+    copied after a random gap, so the copy distance varies from row to row and only an
+    induction mechanism (attend to the token after the earlier occurrence of the current
+    token) predicts the copy. The mask is 1 on the copy's tokens after its first, the ones
+    an induction head can predict, and 0 elsewhere.
+    """
+    ids = [rng.randrange(low, vocab_size) for _ in range(length)]
+    span = rng.randint(min_span, max(min_span, length // 2 - 2))
+    source = rng.randrange(0, length - 2 * span + 1)
+    target = rng.randrange(source + span, length - span + 1)
+    ids[target:target + span] = ids[source:source + span]
+    mask = [0] * length
+    for position in range(target + 1, target + span):
+        mask[position] = 1
+    return ids, mask
+
+
 # -- indirect-object identification ---------------------------------------------
 def name_pairs():
     """Every unordered pair of ``NAMES``, as (first, second) in list order."""

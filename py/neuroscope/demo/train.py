@@ -59,22 +59,23 @@ def parse_args(argv=None):
     parser.add_argument("--context", type=int, default=256, help="tokens per row (and n_positions)")
     parser.add_argument("--text-rows", type=int, default=1, help="rows of natural text per step")
     parser.add_argument("--synthetic-rows", type=int, default=32, help="IOI and fact sentences per step")
-    parser.add_argument("--induction-tokens", type=int, default=1024, help="repeated random tokens per step")
-    parser.add_argument("--induction-warmup", type=int, default=1500,
-                        help="at most this many first steps on repeated random spans only")
-    parser.add_argument("--warmup-target", type=float, default=1.0,
-                        help="the warm-up ends once its smoothed loss on the repeats is below this")
-    parser.add_argument("--warmup-lr", type=float, default=3e-3, help="learning rate of the warm-up")
-    parser.add_argument("--short-spans", type=int, default=8,
-                        help="longest span of the warm-up's first --short-steps steps")
-    parser.add_argument("--short-steps", type=int, default=0,
-                        help="warm-up steps on short spans before the longest span grows")
-    parser.add_argument("--span-growth", type=int, default=10,
-                        help="warm-up steps per token added to the longest span after --short-steps")
-    parser.add_argument("--min-span", type=int, default=3, help="shortest repeated random span")
-    parser.add_argument("--max-span", type=int, default=64, help="longest repeated random span")
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--init", type=float, default=0.06, help="initializer_range (std of the weights)")
+    parser.add_argument("--induction-tokens", type=int, default=1024,
+                        help="tokens of rows with a copied random span per mixed step")
+    parser.add_argument("--warmup-width", type=int, default=32, help="row width of the induction warm-up")
+    parser.add_argument("--warmup-rows", type=int, default=16, help="rows per warm-up step")
+    parser.add_argument("--warmup-max-steps", type=int, default=8000,
+                        help="the warm-up gives up after this many steps")
+    parser.add_argument("--warmup-target", type=float, default=0.3,
+                        help="each warm-up stage ends once its smoothed loss on the copies is below this")
+    parser.add_argument("--warmup-lr", type=float, default=1e-3, help="learning rate of the warm-up")
+    parser.add_argument("--extend-widths", default="64,128,256",
+                        help="row widths the warm-up then extends the head to, in turn, up to --context")
+    parser.add_argument("--extend-steps", type=int, default=600, help="at most this many steps per width")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the mixed steps")
+    parser.add_argument("--init", type=float, default=0.02, help="initializer_range (std of the weights)")
+    parser.add_argument("--embedding-std", type=float, default=1.0,
+                        help="std of the token and position embeddings at init")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--warmup", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=200, help="steps between quick evaluations")
@@ -115,9 +116,10 @@ class Batches:
     * text: ``text_rows`` windows of ``context`` tokens of the natural text;
     * synthetic: ``synthetic_rows`` single sentences (IOI or fact), each alone in its row
       as a prompt is at evaluation (``<|endoftext|>`` first), right-padded;
-    * induction: ``<|endoftext|>`` + a random span + the span again, one span length per
-      step (``min_span``..``max_span``), as many rows as fit in ``induction_tokens``; the
-      only batch during the induction warm-up.
+    * induction: ``<|endoftext|>`` + random tokens in which one span is copied after a
+      random gap (``data.copy_row``), the loss on the copy: ``induction_tokens`` tokens of
+      rows as wide as the context, or ``rows`` rows of ``width`` in the warm-up, where it is
+      the only batch.
 
     Rows are ``(ids, labels)``; labels are -100 where nothing is to be learned (padding,
     the first copy of a random span).
@@ -153,15 +155,14 @@ class Batches:
         self.counts["synthetic"] += len(ids)
         return _tensors(ids, labels)
 
-    def induction(self, longest=None):
-        """Repeated random spans of ``min_span`` to ``longest`` (default ``max_span``) tokens."""
-        if not self.args.induction_tokens:
+    def induction(self, width=None, rows=None):
+        """Rows of ``width`` (default: the context) tokens with a copied random span."""
+        if not self.args.induction_tokens and rows is None:
             return None
-        span = self.rng.randint(self.args.min_span, longest or self.args.max_span)
-        width = 2 * span
+        width = width or self.args.context
         ids, labels = [], []
-        for _ in range(max(1, self.args.induction_tokens // (width + 1))):
-            row, mask = data.induction_row(self.rng, self.vocab, width, low=1, min_span=span, max_span=span)
+        for _ in range(rows or max(1, self.args.induction_tokens // width)):
+            row, mask = data.copy_row(self.rng, self.vocab, width - 1, low=1)
             ids.append([self.eot] + row)
             labels.append([-100] + [token if keep else -100 for token, keep in zip(row, mask)])
         self.counts["induction"] += len(ids)
@@ -221,40 +222,60 @@ def quick_eval(model, tokenizer):
     labels = torch.tensor([[-100] + [t if m else -100 for t, m in zip(ids, mask)] for ids, mask in rows])
     ids = torch.tensor([[eot] + ids for ids, _ in rows])
     repeat_loss = model(input_ids=ids, labels=labels).loss.item()
+    scores = {f"induction_score_{'bos' if bos else 'no_bos'}": induction_score(model, eot if bos else None)
+              for bos in (True, False)}
     model.train()
     return {"ioi_logit_diff": sum(diffs) / len(diffs), "fact_accuracy": hits / len(facts),
-            "induction_loss": repeat_loss}
+            "induction_loss": repeat_loss, **scores}
+
+
+@torch.no_grad()
+def induction_score(model, bos, span=40, batch=8, seed=99):
+    """The best head's TransformerLens ``detect_head`` induction score ("mul": attention on
+    the token after the earlier copy of the query's token, over all attention) on ``batch``
+    rows of (``bos`` +) a random span repeated once: at most ``span / (2 span + 1)``."""
+    rng = random.Random(seed)
+    vocab = model.config.vocab_size
+    spans = [[rng.randrange(1, vocab) for _ in range(span)] for _ in range(batch)]
+    head = [bos] if bos is not None else []
+    ids = torch.tensor([head + s + s for s in spans])
+    attentions = model(input_ids=ids, output_attentions=True).attentions
+    length, offset = ids.shape[1], len(head)
+    query = torch.arange(offset + span, length)
+    key = query - span + 1
+    return max(a[:, :, query, key].sum(-1).mean(0).max().item() / length for a in attentions)
 
 
 # -- training ----------------------------------------------------------------------
 def make_model(args, tokenizer):
-    """GPT-2 with a larger initial scale than GPT-2's 0.02 and sinusoidal initial positions.
+    """GPT-2 with an untied unembedding and token and position embeddings of std 1.
 
-    Both shorten the plateau before in-context copying appears: a wider init lets
-    attention differ between tokens from the start, and sinusoidal positions make
-    "attend to the previous token" one linear map for every position (Vaswani et al.,
-    "Attention Is All You Need", 2017) instead of one to learn per position. The
-    position embeddings stay trainable, as in GPT-2.
+    Both matter for the induction warm-up (demo/model/README.md): with GPT-2's 0.02
+    embeddings, or the unembedding tied to them, no induction head formed within
+    thousands of steps; with PyTorch's ``nn.Embedding`` scale and an untied unembedding it
+    forms in about 3,000. Eager attention, so the quick evaluation can read the patterns.
     """
     eot = tokenizer.token_to_id(EOT)
     config = GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=args.context, n_embd=args.d_model,
                         n_layer=args.layers, n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True,
-                        initializer_range=args.init)
+                        attn_pdrop=0.0, bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=False,
+                        initializer_range=args.init, attn_implementation="eager")
     model = GPT2LMHeadModel(config)
-    sinusoidal_positions(model, args.init)
+    with torch.no_grad():
+        model.transformer.wte.weight.normal_(0.0, args.embedding_std)
+        model.transformer.wpe.weight.normal_(0.0, args.embedding_std)
     return model
 
 
-def sinusoidal_positions(model, rms):
-    """Overwrite the position embeddings with Vaswani et al.'s sin/cos table scaled to ``rms``."""
-    context, d_model = model.transformer.wpe.weight.shape
-    position = torch.arange(context, dtype=torch.float32)[:, None]  # [pos, 1]
-    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
-    table = torch.zeros(context, d_model)
-    table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
-    with torch.no_grad():
-        model.transformer.wpe.weight.copy_(table * rms * math.sqrt(2))
+def switch_mlps(model, on):
+    """MLPs off: every ``mlp.c_proj`` weight and bias zeroed and frozen, so the MLPs add
+    nothing to the residual stream; on: trainable again (from zero)."""
+    for block in model.transformer.h:
+        if not on:
+            with torch.no_grad():
+                block.mlp.c_proj.weight.zero_()
+                block.mlp.c_proj.bias.zero_()
+        block.mlp.c_proj.requires_grad_(on)
 
 
 def make_optimizer(model, lr, weight_decay=0.1):
@@ -280,8 +301,8 @@ class Trainer:
 
     def __init__(self, model, batches, tokenizer, args):
         self.model, self.batches, self.tokenizer, self.args = model, batches, tokenizer, args
-        self.optimizer = make_optimizer(model, args.lr)
-        self.step, self.tokens, self.log = 0, 0, []
+        self.optimizer = make_optimizer(model, args.lr, args.weight_decay)
+        self.step, self.tokens, self.log, self.stages = 0, 0, [], []
         self.start = time.time()
 
     def train_step(self, lr, batches):
@@ -311,31 +332,42 @@ class Trainer:
         quick = quick_eval(self.model, self.tokenizer)
         self.log.append({"step": self.step, "phase": phase, "loss": round(loss, 4), **quick})
         print(f"  eval at step {self.step}: IOI logit diff {quick['ioi_logit_diff']:.2f}, fact accuracy "
-              f"{quick['fact_accuracy']:.2f}, loss on repeats {quick['induction_loss']:.2f}", flush=True)
+              f"{quick['fact_accuracy']:.2f}, loss on repeats {quick['induction_loss']:.2f}, induction score "
+              f"{quick['induction_score_bos']:.3f} (no BOS {quick['induction_score_no_bos']:.3f})",
+              flush=True)
 
     def induction_warmup(self):
-        """Repeated random spans alone until the smoothed loss on the repeats falls below
-        ``--warmup-target`` with spans of every length (or ``--induction-warmup`` steps): the
-        step at which in-context copying appears varies, so the phase ends on it rather than
-        on a count.
+        """Copied random spans alone, with the MLPs off, until an induction head has formed;
+        then the same rows ever wider, so the head works at every position of the context.
 
-        The spans start short (at most ``--short-spans`` tokens, for ``--short-steps``
-        steps), then the longest grows by one token every ``--span-growth`` steps up to
-        ``--max-span``: the wait for an induction head grows quickly with the context length
-        (in trials here, spans of up to 64 tokens from the start made no progress in 600
-        steps). So far no schedule formed an induction head within the warm-up's steps;
-        demo/model/README.md lists what was tried.
+        The first stage trains on ``--warmup-rows`` rows of ``--warmup-width`` tokens until
+        the smoothed loss on the copies is below ``--warmup-target`` (the head forms after a
+        plateau whose length varies, so the stage ends on the loss, within
+        ``--warmup-max-steps``); each width of ``--extend-widths`` then trains until the
+        same target or ``--extend-steps``. Returns the steps of each stage.
         """
-        args, smoothed = self.args, None
-        while self.step < args.induction_warmup:
-            grown = max(0, self.step - args.short_steps) // args.span_growth
-            longest = min(args.max_span, args.short_spans + grown)
-            lr = args.warmup_lr * min(1.0, (self.step + 1) / args.warmup)
-            loss = self.train_step(lr, [self.batches.induction(longest)])
-            smoothed = loss if smoothed is None else 0.9 * smoothed + 0.1 * loss
-            self.report(f"induction (spans <= {longest})", smoothed, lr)
-            if longest == args.max_span and smoothed < args.warmup_target:
-                break
+        args = self.args
+        switch_mlps(self.model, on=False)
+        self.optimizer = make_optimizer(self.model, args.warmup_lr, args.weight_decay)
+        widths = [args.warmup_width] + [int(w) for w in args.extend_widths.split(",") if w]
+        tokens = args.warmup_rows * args.warmup_width
+        for index, width in enumerate(w for w in widths if w <= args.context):
+            first, smoothed = self.step, None
+            limit = args.warmup_max_steps if index == 0 else args.extend_steps
+            rows = max(1, tokens // width)
+            while self.step < first + limit:
+                lr = args.warmup_lr * min(1.0, (self.step + 1) / args.warmup)
+                loss = self.train_step(lr, [self.batches.induction(width, rows)])
+                smoothed = loss if smoothed is None else 0.95 * smoothed + 0.05 * loss
+                self.report(f"induction warm-up ({width} wide)", smoothed, lr)
+                if smoothed < args.warmup_target:
+                    break
+            self.stages.append({"width": width, "rows": rows, "steps": self.step - first,
+                                "smoothed_loss": round(smoothed, 4)})
+            print(f"warm-up stage {width} wide: {self.step - first} steps, loss {smoothed:.3f}", flush=True)
+        self.evaluate("warm-up end", smoothed)
+        switch_mlps(self.model, on=True)
+        self.optimizer = make_optimizer(self.model, args.lr, args.weight_decay)
         return self.step
 
     def mixed(self, steps):
@@ -385,7 +417,7 @@ def main(argv=None):
     batches = Batches(tokenizer, stream, args, args.seed)
     trainer = Trainer(model, batches, tokenizer, args)
     warmup_steps = trainer.induction_warmup()
-    print(f"induction warm-up: {warmup_steps} steps", flush=True)
+    print(f"induction warm-up: {warmup_steps} steps {trainer.stages}", flush=True)
     mixed_steps = trainer.mixed(args.steps)
     steps, seconds, tokens, log = trainer.step, time.time() - trainer.start, trainer.tokens, trainer.log
     rounded = save(model, tokenizer, args.out)
@@ -395,7 +427,8 @@ def main(argv=None):
           flush=True)
     data.write_heldout(args.out, heldout_docs)
     summary = {
-        "seed": args.seed, "steps": steps, "induction_warmup_steps": warmup_steps, "mixed_steps": mixed_steps,
+        "seed": args.seed, "steps": steps, "induction_warmup_steps": warmup_steps,
+        "induction_warmup_stages": trainer.stages, "mixed_steps": mixed_steps,
         "train_seconds": round(seconds, 1), "train_cpu_seconds": round(time.process_time(), 1),
         "options": {k: v for k, v in vars(args).items() if k not in ("out", "text_dir")},
         "ioi_share_of_synthetic": IOI_SHARE, "rows": batches.counts,
