@@ -170,3 +170,17 @@ def test_topk_ties_keep_lower_index_first():
     values, indices = t(np.array([1, 3, 3, 2, 3, 0], dtype=np.float32)).topk(4)
     assert indices.tolist() == [1, 2, 4, 3]
     assert values.tolist() == [3, 3, 3, 2]
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_topk_of_a_few_from_many_equals_a_stable_sort(axis):
+    # k much smaller than the axis takes numpy's partition path; it must agree with a
+    # stable argsort exactly, ties (many here: small integers) included.
+    rng = np.random.default_rng(axis + 5)
+    for x in (rng.integers(-3, 4, size=(60, 50)).astype(np.float32), rng.standard_normal((60, 50), np.float32),
+              np.zeros((60, 50), np.float32)):
+        order = np.argsort(-x, axis=axis, kind="stable")
+        want = np.take(order, np.arange(5), axis=axis)
+        values, indices = t(x).topk(5, axis=axis)
+        np.testing.assert_array_equal(indices.numpy(), want)
+        np.testing.assert_array_equal(values.numpy(), np.take_along_axis(x, want, axis=axis))

@@ -113,6 +113,22 @@ def _table_float(result, *operands):
     return result
 
 
+def _top_rows(rows, k):
+    """Indices ``[r, k]`` of each row's ``k`` largest values, largest first, ties by lower index:
+    what a stable argsort of ``-rows`` gives, from a partition (``O(n)``) plus a sort of the
+    few candidates (the values at or above each row's k-th largest)."""
+    kth = -np.partition(-rows, k - 1, axis=-1)[:, k - 1]  # [r]
+    row, column = np.nonzero(rows >= kth[:, None])
+    order = np.lexsort((column, -rows[row, column], row))  # by row, value descending, index
+    row, column = row[order], column[order]
+    starts = np.searchsorted(row, np.arange(rows.shape[0]))
+    rank = np.arange(row.shape[0]) - starts[row]
+    keep = rank < k
+    out = np.empty((rows.shape[0], k), dtype=np.int64)
+    out[row[keep], rank[keep]] = column[keep]
+    return out
+
+
 class NumpyBackend(Backend):
     name = "numpy"
 
@@ -267,9 +283,14 @@ class NumpyBackend(Backend):
         return np.broadcast_to(x, shape)
 
     def topk(self, x, k, axis):
-        # A stable sort of -x: ties keep the lower index first, as every backend does.
-        order = np.argsort(-x, axis=axis, kind="stable")
-        indices = np.take(order, np.arange(k), axis=axis)
+        # Sorted descending; ties keep the lower index first, as every backend does.
+        n = x.shape[axis]
+        if 4 * k >= n or x.dtype.kind != "f" or np.isnan(x).any():
+            order = np.argsort(-x, axis=axis, kind="stable")
+            indices = np.take(order, np.arange(k), axis=axis)
+        else:
+            indices = np.moveaxis(_top_rows(np.moveaxis(x, axis, -1).reshape(-1, n), k).reshape(
+                np.moveaxis(x, axis, -1).shape[:-1] + (k,)), -1, axis)
         return np.take_along_axis(x, indices, axis=axis), indices.astype(np.int64)
 
     # -- fused transformer ops -----------------------------------------------
@@ -288,7 +309,10 @@ class NumpyBackend(Backend):
             k = np.repeat(k, n_heads // n_kv, axis=2)
             v = np.repeat(v, n_heads // n_kv, axis=2)
         # [batch, head, q_pos, k_pos]
-        scores = np.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1))
+        # Contiguous [b, h, p, d] copies: numpy's batched matmul on the strided views ran
+        # 2.6x slower (bench: 27 x 8 heads x 150 positions).
+        scores = np.matmul(np.ascontiguousarray(q.transpose(0, 2, 1, 3)),
+                           np.ascontiguousarray(k.transpose(0, 2, 3, 1)))
         scores *= scale
         if mask is None:
             q_len, k_len = scores.shape[-2:]
