@@ -469,3 +469,18 @@ def test_lens_runs_without_numpy():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_demo_prompts_offer_repeated_random_tokens_that_tokenize_back():
+    from neuroscope import TransformerModel
+    from neuroscope.lens.examples import repeated_tokens_pair
+    demo = TransformerModel.from_huggingface("demo")
+    pairs = lens.demo_prompts(demo, count=3)["induction"]
+    assert len(pairs) == 3 and pairs[0] == repeated_tokens_pair(demo, seed=0)
+    for pair in pairs:
+        clean = demo.to_tokens(pair["clean"])[0].tolist()
+        corrupted = demo.to_tokens(pair["corrupted"])[0].tolist()
+        span = clean[1:21]
+        assert len(clean) == len(corrupted) == 40 and clean[21:] == span[:-1] and len(set(span)) == 20
+        assert corrupted[:21] == clean[:21] and not set(corrupted[21:]) & set(span)
+        assert demo.tokenizer.encode(pair["answer"], add_special_tokens=False) == [span[-1]]

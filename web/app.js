@@ -164,6 +164,7 @@ export class LensApp {
       return null;
     }
     await this.analyze().catch((error) => this.shown(error)); // the model stays loaded
+    if (!this.results.prompts) await this.loadDemoPrompts(); // the Examples menu, for this model
     return this.modelInfo;
   }
 
@@ -244,8 +245,8 @@ export class LensApp {
   async loadDemoPrompts() {
     try {
       const examples = await this.neuroscope.python(calls.demoPrompts().run);
-      this.results.prompts = [...examples.ioi.map((item) => ({ ...item, label: `IOI: ${item.label}` })),
-        ...examples.facts.map((item) => ({ ...item, label: `Fact: ${item.label}` }))];
+      // Labels say what each is ("IOI: ...", "Fact: ...", "Induction: ...").
+      this.results.prompts = [...(examples.induction ?? []), ...examples.ioi, ...examples.facts];
       const select = $("#examples", this.root);
       select.replaceChildren(new Option("Examples…", ""), ...this.results.prompts.map((item, index) =>
         new Option(item.label ?? item.clean, String(index))));

@@ -11,6 +11,13 @@
   when a model is given, a prompt of the same token length and answers whose first
   tokens differ.
 
+* Induction: repeated random tokens (Olsson et al., "In-context Learning and Induction
+  Heads", 2022): a span of random single-token words, then the span again up to its last
+  word, which is the answer (only an induction head can predict it); corrupted: the same
+  first span followed by other random words, so nothing repeats; wrong: a random word.
+  Needs the model's tokenizer: the words are tokens that decode to a space and letters and
+  encode back to themselves, so the text gives exactly those tokens.
+
 When the files are missing, the same prompts are rebuilt with ``demo.data``
 (``write_heldout`` writes exactly what ``ioi_heldout`` / ``facts_heldout`` return).
 """
@@ -31,6 +38,7 @@ def demo_prompts(model=None, count=20, folder=None):
 
         {"ioi": [{"clean", "corrupted", "answer", "wrong", "label"}],
          "facts": [... the same fields ...],
+         "induction": [... the same fields ...] (empty without a model),
          "source": "files" | "generated", "code": str}
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -47,9 +55,42 @@ def demo_prompts(model=None, count=20, folder=None):
                 "label": f"IOI: {item['answer'].strip()} vs {item['incorrect'].strip()} ({item['prompt']})"}
         if usable(pair):
             ioi_pairs.append(pair)
-    return {"ioi": ioi_pairs, "facts": _fact_pairs(facts, count, usable),
+    induction = []
+    if model is not None and model.tokenizer is not None and len(_round_trip_words(model)) > 40:
+        induction = [repeated_tokens_pair(model, seed=seed) for seed in range(min(count, 3))]
+    return {"ioi": ioi_pairs, "facts": _fact_pairs(facts, count, usable), "induction": induction,
             "source": "files" if ioi_source == facts_source == "files" else "generated",
             "code": _code(model, count, folder)}
+
+
+def repeated_tokens_pair(model, length=20, seed=0):
+    """A patching pair of repeated random tokens (see the module docstring): ``length``
+    random words, then the first ``length - 1`` of them again."""
+    import random
+    words = _round_trip_words(model)
+    if len(words) < 2 * length + 1:
+        raise ValueError(f"the tokenizer has {len(words)} single-token words; {2 * length + 1} are needed")
+    rng = random.Random(seed)
+    chosen = rng.sample(words, 2 * length + 1)
+    span, other, wrong = chosen[:length], chosen[length:2 * length], chosen[-1]
+    return {"clean": "".join(span + span[:-1]), "corrupted": "".join(span + other[:-1]),
+            "answer": span[-1], "wrong": wrong,
+            "label": f"Induction: {length} random tokens, repeated (seed {seed})"}
+
+
+def _round_trip_words(model):
+    """Tokens that decode to " " + letters and encode back to themselves alone, in id order."""
+    cached = getattr(model, "_round_trip_words", None)
+    if cached is not None:
+        return cached
+    tokenizer, words = model.tokenizer, []
+    for token in range(model.cfg.d_vocab):
+        text = tokenizer.decode([token])
+        if len(text) > 3 and text[0] == " " and text[1:].isascii() and text[1:].isalpha() \
+                and tokenizer.encode(text, add_special_tokens=False) == [token]:
+            words.append(text)
+    model._round_trip_words = words
+    return words
 
 
 def _code(model, count, folder):
@@ -126,4 +167,4 @@ def _zip_longest(rows):
     return [[row[i] for row in rows if i < len(row)] for i in range(width)]
 
 
-__all__ = ["demo_prompts"]
+__all__ = ["demo_prompts", "repeated_tokens_pair"]
