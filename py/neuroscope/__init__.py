@@ -6,6 +6,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 
 from .analysis.neurons import NeuronAnalyzer, NeuronSummary
 from .analysis.probes import LinearProbe, probe_layers
+from .autograd import enable_grad, no_grad
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
 from .datasets import Dataset
@@ -60,6 +61,7 @@ __all__ = [
     "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError",
     "StorageKeyError", "StorageQuotaError", "Tensor",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
-    "act_name", "arange", "cat", "component_name", "full", "get_backend", "matmul", "ones", "probe_layers",
+    "act_name", "arange", "cat", "component_name", "enable_grad", "full", "get_backend", "matmul", "no_grad",
+    "ones", "probe_layers",
     "set_backend", "stack", "tensor", "where", "zeros",
 ]

@@ -13,7 +13,9 @@ Indexing follows numpy for ints, slices, ``...`` and ``None``; an integer list
 import math
 import sys
 
+from . import autograd
 from .args import as_indices
+from .autograd import grad_mode
 from .backends import get_backend
 from .errors import ShapeError
 
@@ -25,13 +27,17 @@ class Tensor:
     """An n-dimensional array living on a backend (numpy, WebGPU, ...)."""
 
     # ``axes``: the axis names of a hook's activation (set by the hook point), else None.
-    __slots__ = ("data", "backend", "axes")
+    # ``grad``: a leaf's (or a retained tensor's) gradient; ``_edge``: ``(node, output index)``
+    # in the autograd graph (autograd.py) when this tensor is tracked, else None.
+    __slots__ = ("data", "backend", "axes", "grad", "_edge")
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to us
 
     def __init__(self, data, backend=None):
         self.data = data
         self.backend = backend if backend is not None else get_backend()
         self.axes = None
+        self.grad = None
+        self._edge = None
 
     # -- metadata ------------------------------------------------------------
     @property
@@ -68,6 +74,35 @@ class Tensor:
         values = numpy.array2string(self.numpy(), threshold=64, edgeitems=3, precision=4, separator=", ",
                                     prefix="Tensor(")
         return f"Tensor({values}, {head})"
+
+    # -- autograd (autograd.py) ------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._edge is not None
+
+    def requires_grad_(self, requires_grad=True):
+        """Make this tensor a leaf whose gradient ``backward`` accumulates into ``.grad``."""
+        return autograd.requires_grad_(self, requires_grad)
+
+    def detach(self):
+        """The same values, untracked (no copy is made)."""
+        out = Tensor(self.data, self.backend)
+        out.axes = self.axes
+        return out
+
+    def backward(self, grad=None):
+        """Accumulate the gradients of this tensor (weighted by ``grad``; 1.0 for one element)
+        into the ``.grad`` of every leaf it was computed from."""
+        autograd.backward([self], None if grad is None else [grad])
+
+    def retain_grad(self):
+        """Keep this non-leaf's gradient in ``.grad`` at the next ``backward``."""
+        autograd.retain_grad(self)
+
+    def register_hook(self, fn):
+        """``fn(grad)`` runs when this tensor's gradient is complete; a Tensor it returns replaces
+        the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        return autograd.register_hook(self, fn)
 
     # -- readback ------------------------------------------------------------
     def numpy(self):
@@ -302,6 +337,12 @@ class Tensor:
         # Functional underneath: other Tensors sharing the old handle keep
         # their values, so a hook that edits in place cannot corrupt a cache.
         key, _ = _normalise_key(key, self.shape)
+        if autograd.check_inplace(self, isinstance(value, Tensor) and value._edge is not None):
+            # Recorded as a new node for this Python object; nodes that saved the old
+            # handle keep it, so their gradients stay right.
+            edited = _run("set_slice", self, key, value)
+            self.data, self._edge = edited.data, edited._edge
+            return
         value = value.data if isinstance(value, Tensor) else value
         self.data = self.backend.dispatch("set_slice", self.data, key, value)
 
@@ -356,11 +397,27 @@ def _run(op, *args, **attrs):
     result = backend.dispatch(op, *[_unwrap(a) for a in args],
                               **{k: _unwrap(v) for k, v in attrs.items()})
     if isinstance(result, tuple):
-        return tuple(None if r is None else Tensor(r, backend) for r in result)
-    return Tensor(result, backend)
+        out = tuple(None if r is None else Tensor(r, backend) for r in result)
+    else:
+        out = Tensor(result, backend)
+    if grad_mode.enabled and (_tracked(args) or (attrs and _tracked(attrs.values()))):
+        autograd.record(op, args, attrs, out)
+    return out
 
 
 run_op = _run  # the funnel, for components that call fused ops directly
+
+
+def _tracked(args):
+    """Whether any tensor argument carries an autograd edge (one attribute check each)."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            if arg._edge is not None:
+                return True
+        elif isinstance(arg, (list, tuple)) and arg and isinstance(arg[0], Tensor):
+            if any(a._edge is not None for a in arg):
+                return True
+    return False
 
 
 def _tensors(args):
