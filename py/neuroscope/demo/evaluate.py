@@ -3,9 +3,10 @@
 Runs in CPython and in the browser (NeuroScope only; no torch):
 
 * ``induction``: TransformerLens-style induction scores (``AttentionAnalyzer``) on
-  repeated random tokens; an induction head puts its attention on the token after the
-  earlier copy of the current one (Olsson et al., "In-context Learning and Induction
-  Heads", 2022).
+  repeated random tokens (also by span length, with and without BOS), and
+  ``induction_circuit``: the earlier head the induction head composes with. An induction
+  head puts its attention on the token after the earlier copy of the current one
+  (Olsson et al., "In-context Learning and Induction Heads", 2022).
 * ``ioi_logit_diff``: logit(indirect object) - logit(subject) on the held-out IOI prompts
   (Wang et al., "Interpretability in the Wild", 2022).
 * ``ioi_head_patching``: each head's output (``hook_z``, all positions) patched from the
@@ -25,7 +26,7 @@ from ..analysis import (
 )
 from ..datasets import load_heldout
 from ..hooks import InterventionHook
-from ..interventions import Patch
+from ..interventions import Patch, ZeroAblation
 from ..names import act_name
 
 
@@ -52,14 +53,41 @@ def _by_length(model, items, *keys):
     return out
 
 
-def induction(model, length=40, batch=8, seed=0, k=5):
-    """Induction scores on ``batch`` sequences of BOS + a random span of ``length`` repeated once."""
+def induction(model, length=40, batch=8, seed=0, k=5, bos=True):
+    """Induction scores on ``batch`` sequences of (BOS +) a random span of ``length`` repeated once."""
     tokens = repeated_random_tokens(model.cfg.d_vocab, length, batch=batch, seed=seed,
-                                    bos=model.cfg.bos_token_id, low=1)
+                                    bos=model.cfg.bos_token_id if bos else None, low=1)
     analysis = AttentionAnalyzer(model).analyze_tokens(tokens)
     top = analysis.top_heads("induction", k)
     return {"top_heads": [[layer, head, round(score, 4)] for layer, head, score in top],
-            "best_score": top[0][2], "length": length, "batch": batch}
+            "best_score": top[0][2], "length": length, "batch": batch, "bos": bos}
+
+
+def induction_circuit(model, length=30, batch=8, seed=0, threshold=0.3):
+    """The best induction head and the previous-token heads it composes with (Olsson et al.
+    2022, K-composition): the heads of earlier layers whose previous-token score is at least
+    ``threshold``, zero-ablated together (``hook_z``); the induction head's score without them
+    shows whether it depends on them (one at a time each may be redundant with the others)."""
+    tokens = repeated_random_tokens(model.cfg.d_vocab, length, batch=batch, seed=seed,
+                                    bos=model.cfg.bos_token_id, low=1)
+    analyzer = AttentionAnalyzer(model)
+    analysis = analyzer.analyze_tokens(tokens)
+    layer, head, score = analysis.top_heads("induction", 1)[0]
+    previous = analysis.table("previous_token")
+    partners = sorted(((lh, value) for lh, value in previous.items() if lh[0] < layer and value >= threshold),
+                      key=lambda item: -item[1])
+    out = {"induction_head": [layer, head], "induction_score": round(score, 4), "length": length,
+           "previous_token_heads": [[l, h, round(value, 4)] for (l, h), value in partners]}
+    if partners:
+        by_layer = {}
+        for (l, h), _ in partners:
+            by_layer.setdefault(l, []).append(h)
+        hooks = [InterventionHook(name=act_name("z", l), action=ZeroAblation(), heads=sorted(heads))
+                 for l, heads in sorted(by_layer.items())]
+        with model.hooks(hooks):
+            ablated = analyzer.analyze_tokens(tokens, layers=[layer]).table("induction")[(layer, head)]
+        out["score_with_previous_token_heads_ablated"] = round(ablated, 4)
+    return out
 
 
 def ioi_logit_diff(model, prompts):
@@ -146,7 +174,11 @@ def evaluate(model, folder=None, progress=False):
     """Every measurement on the held-out splits in ``folder`` (default: the packaged model)."""
     ioi = load_heldout("ioi", folder)["prompts"]
     patching = ioi_head_patching(model, ioi, progress=progress)
-    return {"induction": induction(model), "ioi_logit_diff": ioi_logit_diff(model, ioi),
+    return {"induction": induction(model),
+            "induction_by_length": {f"{length}{'' if bos else ' no BOS'}": induction(model, length, bos=bos)[
+                "best_score"] for length in (20, 30, 40) for bos in (True, False)},
+            "induction_circuit": induction_circuit(model),
+            "ioi_logit_diff": ioi_logit_diff(model, ioi),
             "ioi_head_patching": {key: value for key, value in patching.items() if key != "recovery"},
             "ioi_head_recovery": patching["recovery"],
             "fact_recall": fact_recall(model, load_heldout("facts", folder)["facts"])}

@@ -80,6 +80,9 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=200, help="steps between quick evaluations")
     parser.add_argument("--no-final-eval", action="store_true", help="skip NeuroScope's final evaluation")
+    parser.add_argument("--resume", default=None,
+                        help="a folder this script wrote: continue from its weights and tokenizer with "
+                             "--steps more mixed steps (no warm-up); its training.json is kept as 'previous'")
     return parser.parse_args(argv)
 
 
@@ -403,20 +406,33 @@ def main(argv=None):
     began = time.time()
     train_docs, heldout_docs = data.natural_text_documents(args.text_dir)
     print(f"natural text: {len(train_docs)} training files, {len(heldout_docs)} held out", flush=True)
-    tokenizer = train_tokenizer(train_docs, args.vocab, args.seed)
+    previous = None
+    if args.resume:
+        tokenizer = Tokenizer.from_file(os.path.join(args.resume, "tokenizer.json"))
+        try:
+            with open(os.path.join(args.resume, "training.json"), encoding="utf-8") as handle:
+                previous = json.load(handle)
+        except FileNotFoundError:
+            previous = {"note": f"{args.resume} had no training.json"}
+    else:
+        tokenizer = train_tokenizer(train_docs, args.vocab, args.seed)
     print(f"tokenizer: {tokenizer.get_vocab_size()} tokens ({time.time() - began:.0f} s)", flush=True)
     split = check_single_tokens(tokenizer)
     if split:
         print(f"warning: not single tokens (their first token is used): {', '.join(split)}", flush=True)
     stream, heldout_stream = token_stream(tokenizer, train_docs), token_stream(tokenizer, heldout_docs)
     print(f"text tokens: {len(stream)} train, {len(heldout_stream)} held out", flush=True)
-    model = make_model(args, tokenizer)
+    if args.resume:  # the saved float16 weights, in float32 from here on
+        model = GPT2LMHeadModel.from_pretrained(args.resume, torch_dtype=torch.float32,
+                                                attn_implementation="eager")
+    else:
+        model = make_model(args, tokenizer)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.layers} layers, d_model {args.d_model}, {args.heads} heads, {params / 1e6:.2f}M "
           f"parameters", flush=True)
     batches = Batches(tokenizer, stream, args, args.seed)
     trainer = Trainer(model, batches, tokenizer, args)
-    warmup_steps = trainer.induction_warmup()
+    warmup_steps = 0 if args.resume else trainer.induction_warmup()
     print(f"induction warm-up: {warmup_steps} steps {trainer.stages}", flush=True)
     mixed_steps = trainer.mixed(args.steps)
     steps, seconds, tokens, log = trainer.step, time.time() - trainer.start, trainer.tokens, trainer.log
@@ -439,6 +455,8 @@ def main(argv=None):
         "validation_loss": round(val_loss, 4), "multi_token_words": split, "eval_log": log,
         "torch": torch.__version__,
     }
+    if previous is not None:
+        summary["previous"] = {key: value for key, value in previous.items() if key != "neuroscope_eval"}
     if not args.no_final_eval:
         summary["neuroscope_eval"] = final_eval(args.out)
     summary["total_seconds"] = round(time.time() - began, 1)
