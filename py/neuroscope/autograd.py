@@ -39,12 +39,24 @@ class GradientError(NeuroScopeError, RuntimeError):
 # -- grad mode -----------------------------------------------------------------------
 
 class GradMode:
-    """Whether ops are recorded (``tensor._run`` reads ``grad_mode.enabled``)."""
+    """``enabled``: whether ops are recorded (``no_grad`` turns it off). ``recording``, what
+    ``tensor._run`` reads: enabled and some tensor was ever made a leaf. Until then no tensor
+    can carry an edge, so the funnel skips even its one check per tensor argument."""
 
-    __slots__ = ("enabled",)
+    __slots__ = ("enabled", "leaves_made", "recording")
 
     def __init__(self):
-        self.enabled = True
+        self.enabled, self.leaves_made, self.recording = True, False, False
+
+    def set(self, enabled):
+        """Set ``enabled``; returns the previous value."""
+        previous, self.enabled = self.enabled, enabled
+        self.recording = enabled and self.leaves_made
+        return previous
+
+    def leaf_made(self):
+        self.leaves_made = True
+        self.recording = self.enabled
 
 
 grad_mode = GradMode()
@@ -59,12 +71,11 @@ class _SetGradMode:
         self._enabled, self._previous = enabled, []
 
     def __enter__(self):
-        self._previous.append(grad_mode.enabled)
-        grad_mode.enabled = self._enabled
+        self._previous.append(grad_mode.set(self._enabled))
         return self
 
     def __exit__(self, *exc):
-        grad_mode.enabled = self._previous.pop()
+        grad_mode.set(self._previous.pop())
 
     def __call__(self, function):
         @functools.wraps(function)
@@ -199,6 +210,7 @@ def requires_grad_(tensor, flag=True):
             raise GradientError(f"only floating-point tensors can require gradients; this one is "
                                 f"{tensor.dtype}")
         tensor._edge = (Leaf(tensor), 0)
+        grad_mode.leaf_made()
     return tensor
 
 
@@ -337,7 +349,7 @@ def _execute(edges, seeds, capture):
     buffers, captured = {}, {}
     for edge, seed in zip(edges, seeds):
         _add(buffers, edge, seed)
-    previous, grad_mode.enabled = grad_mode.enabled, False
+    previous = grad_mode.set(False)
     try:
         for node in order:
             slots = buffers.pop(node, None)
@@ -364,7 +376,7 @@ def _execute(edges, seeds, capture):
                 elif parent_grad is not None:
                     _add(buffers, edge, parent_grad)
     finally:
-        grad_mode.enabled = previous
+        grad_mode.set(previous)
     return captured
 
 

@@ -400,7 +400,7 @@ def _run(op, *args, **attrs):
         out = tuple(None if r is None else Tensor(r, backend) for r in result)
     else:
         out = Tensor(result, backend)
-    if grad_mode.enabled and (_tracked(args) or (attrs and _tracked(attrs.values()))):
+    if grad_mode.recording and (_tracked(args) or (attrs and _tracked(attrs.values()))):
         autograd.record(op, args, attrs, out)
     return out
 
@@ -411,10 +411,11 @@ run_op = _run  # the funnel, for components that call fused ops directly
 def _tracked(args):
     """Whether any tensor argument carries an autograd edge (one attribute check each)."""
     for arg in args:
-        if isinstance(arg, Tensor):
+        kind = arg.__class__
+        if kind is Tensor:
             if arg._edge is not None:
                 return True
-        elif isinstance(arg, (list, tuple)) and arg and isinstance(arg[0], Tensor):
+        elif (kind is list or kind is tuple) and arg and isinstance(arg[0], Tensor):
             if any(a._edge is not None for a in arg):
                 return True
     return False
