@@ -22,7 +22,7 @@ dS = P * (dP - rowsum(dP * P)).
 import functools
 import math
 
-from .backends.ops import BINARY_OPS, PRIMITIVE_OPS, REDUCE_OPS, UNARY_OPS
+from .backends.ops import BINARY_OPS, PRIMITIVE_OPS
 from .errors import NeuroScopeError, ShapeError
 
 _FLOAT_DTYPES = ("float32", "float16", "float64")
@@ -528,10 +528,6 @@ def _unary(p, outs, gs, wants):
     return {"x": UNARY_VJPS[p["op"]](p["x"], outs[0], gs[0])}
 
 
-def _cmp(op, a, b):
-    return _op("binary", op, a, b)
-
-
 def _pow_grads(a, b, y, g, wants):
     out = {}
     if "a" in wants:  # d/da a^b = b a^(b-1), 0 where b = 0 (as torch)
@@ -559,9 +555,9 @@ def _binary(p, outs, gs, wants):
         grads = _pow_grads(a, b, y, g, wants)
     elif op in ("maximum", "minimum"):  # ties split the gradient evenly (as torch)
         wins = "gt" if op == "maximum" else "lt"
-        tie = _where(_cmp("eq", a, b), g * 0.5, 0.0)
-        grads = {"a": _where(_cmp(wins, a, b), g, 0.0) + tie if "a" in wants else None,
-                 "b": _where(_cmp(wins, b, a), g, 0.0) + tie if "b" in wants else None}
+        tie = _where(_op("binary", "eq", a, b), g * 0.5, 0.0)
+        grads = {"a": _where(_op("binary", wins, a, b), g, 0.0) + tie if "a" in wants else None,
+                 "b": _where(_op("binary", wins, b, a), g, 0.0) + tie if "b" in wants else None}
     else:
         raise GradientError(f"binary {op} has no gradient")
     return {name: _unbroadcast(grads[name], p[name].shape) for name in wants if grads.get(name) is not None}
@@ -787,18 +783,3 @@ DIFFERENTIABLE_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum"
 NON_DIFFERENTIABLE = frozenset(
     {"argmax", "unary.isfinite"} | {f"binary.{op}" for op in BINARY_OPS if op not in DIFFERENTIABLE_BINARY})
 
-
-def coverage():
-    """Every op and sub-op of the table -> "vjp" or "none"; raises naming any that has neither."""
-    table = {}
-    for name in PRIMITIVE_OPS:
-        subs = {"unary": UNARY_OPS, "binary": BINARY_OPS, "reduce": REDUCE_OPS}.get(name)
-        for sub in subs or (None,):
-            label = f"{name}.{sub}" if sub else name
-            has_rule = name in VJPS and (name != "unary" or sub in UNARY_VJPS) and (
-                name != "binary" or sub in DIFFERENTIABLE_BINARY)
-            if has_rule == (label in NON_DIFFERENTIABLE):
-                raise AssertionError(f"op {label}: {'both a VJP and' if has_rule else 'neither a VJP nor'} "
-                                     "listed as non-differentiable")
-            table[label] = "vjp" if has_rule else "none"
-    return table
