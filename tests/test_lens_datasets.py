@@ -16,12 +16,20 @@ def test_probe_view_result_and_its_code(demo):
     result = lens.probes(demo, "demo/ioi-order", "residual")
     assert result["layers"] == list(range(demo.cfg.n_layers)) and result["classes"] == ["0", "1"]
     assert (result["n_train"], result["n_test"]) == (150, 50)
-    assert max(result["test"]) > result["chance"] + 0.15  # the IOI order is linearly decodable
+    assert 0.0 <= min(result["test"]) and max(result["test"]) <= 1.0 and 0.4 <= result["chance"] <= 0.6
     assert result["best_layer"] in result["layers"]
     namespace = {"model": demo}
     exec(result["code"].rsplit("\n", 1)[0], namespace)  # the code shown reproduces the numbers
     sweep = namespace["sweep"]
     assert [round(a, 4) for a in sweep.test_accuracy] == [round(a, 4) for a in result["test"]]
+
+
+def test_the_fact_relation_is_decodable_at_every_layer(demo):
+    # The relation ("capital" / "language") is in the prompt's words; the order of the IOI
+    # names (ABB vs BAB) is not linearly decodable at the last token in this demo model
+    # (test accuracy 0.36-0.58 for 50 held-out prompts), so it is not asserted.
+    result = lens.probes(demo, "demo/facts-relation", "residual")
+    assert min(result["test"]) > result["chance"] + 0.15, result
 
 
 def test_probe_view_refuses_what_it_does_not_offer(demo):

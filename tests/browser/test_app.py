@@ -156,6 +156,30 @@ def test_patching_view_from_demo_prompts(app):
     assert options > 2  # the demo's IOI and fact pairs are offered
 
 
+def test_the_repeated_random_tokens_example_shows_the_induction_head(app):
+    show(app, "attention")
+    app.wait_for_function("() => !!window.neuroscope.app.results.prompts", timeout=BOOT_TIMEOUT_MS)
+    index = app.evaluate("window.neuroscope.app.results.prompts.findIndex((p) => p.label.startsWith('Induction'))")
+    assert index >= 0
+    clean = app.evaluate(f"window.neuroscope.app.results.prompts[{index}].clean")
+    app.select_option("#examples", str(index))
+    app.wait_for_function(f"() => window.neuroscope.app.state.prompt === {json.dumps(clean)}"
+                          " && window.neuroscope.app.results.analysis?.tokens.length === 40"
+                          " && window.neuroscope.app.busy.size === 0", timeout=BOOT_TIMEOUT_MS)
+    scores = np.asarray(app.evaluate("window.neuroscope.app.results.analysis.attention.scores.induction"))
+    from neuroscope import TransformerModel, lens
+    from neuroscope.demo.evaluate import induction
+    demo = TransformerModel.from_huggingface(DEMO)
+    want = np.asarray(lens.analyze(demo, clean)["attention"]["scores"]["induction"])
+    np.testing.assert_allclose(scores, want, atol=1e-3)  # the page's scores are CPython's
+    # The best head on this prompt is one of the model's induction heads (layer 2 has several).
+    best = [int(i) for i in np.unravel_index(np.argmax(scores), scores.shape)]
+    assert best in [head[:2] for head in induction(demo)["top_heads"]], best
+    assert scores.max() >= 0.3  # 19 of the 40 positions can attend to the token after their copy
+    assert app.evaluate("window.neuroscope.app.state.selection.scoreKind") == "induction"
+    screenshot(app, "attention-induction")
+
+
 def test_neuron_view(app):
     show(app, "neurons")
     app.fill("#neuron-layer", "1")
@@ -192,7 +216,6 @@ def test_probe_view_plots_accuracy_per_layer(app):
     app.wait_for_function("() => !!window.neuroscope.app.results.probes && window.neuroscope.app.busy.size === 0")
     result = app.evaluate("window.neuroscope.app.results.probes")
     assert result["layers"] == [0, 1, 2, 3] and result["dataset"] == "demo/ioi-order"
-    assert max(result["test"]) > result["chance"] + 0.15  # which name is the indirect object is decodable
     assert app.locator('.panel[data-view="probes"] [data-role=test-point]').count() == 4
     assert "lens.probes(model, " in app.inner_text('.panel[data-view="probes"] .code code')
     from neuroscope import TransformerModel, lens
@@ -204,6 +227,8 @@ def test_probe_view_plots_accuracy_per_layer(app):
     app.wait_for_function("() => window.neuroscope.app.results.probes.dataset === 'demo/facts-relation'"
                           " && window.neuroscope.app.busy.size === 0")
     assert app.evaluate("window.neuroscope.app.state.selection.probeComponent") == "mlp_out"
+    facts = app.evaluate("window.neuroscope.app.results.probes")
+    assert max(facts["test"]) > facts["chance"] + 0.15  # the relation is decodable from the MLP outputs
     pixels, _ = inked(app, "probes")
     assert pixels > 500
     screenshot(app, "probes-cpu")

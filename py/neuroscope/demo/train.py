@@ -8,11 +8,14 @@ Learners", 2019) trained with PyTorch; each step is one loss over three batches:
   ``python3.11-doc``, PSF licence), about 1 file in 20 held out for validation loss;
 * generated IOI sentences (Wang et al. 2022) and fact-table sentences (``data.py``), one
   per row, as prompts are asked;
-* repeated spans of random tokens, the loss on the repeats only (induction: Olsson et al.
-  2022). The run starts on these alone, until the loss on the repeats falls below
-  ``--warmup-target``: mixed with text from the start, the model sat on the plateau before
-  in-context copying for the whole run. Then ``--steps`` steps on all three, which keep the
-  induction head while the rest is learned.
+* random tokens with one span copied after a random gap, the loss on the copy only
+  (induction: Olsson et al. 2022). The run starts on these alone with the MLPs switched
+  off (``switch_mlps``), on short rows until the loss falls below ``--warmup-target``, then
+  on wider rows (``--extend-widths``); mixed with text from the start, or with the MLPs
+  on, the model sat on the plateau before in-context copying for thousands of steps. Then
+  ``--steps`` steps on all three with the MLPs on, which keep the induction head while the
+  rest is learned. ``--resume`` continues a saved run with more mixed steps (the packaged
+  model took two runs: demo/model/README.md).
 
 Reproducible from ``--seed``: one ``random.Random`` draws every row in order,
 ``torch.manual_seed`` the weights, two threads and deterministic kernels. Writes
