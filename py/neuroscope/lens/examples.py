@@ -23,6 +23,8 @@ When the files are missing, the same prompts are rebuilt with ``demo.data``
 """
 
 import os
+import random
+import weakref
 
 from ..demo import data
 
@@ -66,7 +68,6 @@ def demo_prompts(model=None, count=20, folder=None):
 def repeated_tokens_pair(model, length=20, seed=0):
     """A patching pair of repeated random tokens (see the module docstring): ``length``
     random words, then the first ``length - 1`` of them again."""
-    import random
     words = _round_trip_words(model)
     if len(words) < 2 * length + 1:
         raise ValueError(f"the tokenizer has {len(words)} single-token words; {2 * length + 1} are needed")
@@ -80,7 +81,7 @@ def repeated_tokens_pair(model, length=20, seed=0):
 
 def _round_trip_words(model):
     """Tokens that decode to " " + letters and encode back to themselves alone, in id order."""
-    cached = getattr(model, "_round_trip_words", None)
+    cached = _WORDS.get(model)
     if cached is not None:
         return cached
     tokenizer, words = model.tokenizer, []
@@ -89,8 +90,11 @@ def _round_trip_words(model):
         if len(text) > 3 and text[0] == " " and text[1:].isascii() and text[1:].isalpha() \
                 and tokenizer.encode(text, add_special_tokens=False) == [token]:
             words.append(text)
-    model._round_trip_words = words
+    _WORDS[model] = words
     return words
+
+
+_WORDS = weakref.WeakKeyDictionary()  # model -> its round-trip words (a scan of the vocabulary)
 
 
 def _code(model, count, folder):
