@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 import neuroscope as ns
-from neuroscope import autograd
-from neuroscope.autograd import GradientError
+from neuroscope import autograd, vjp
 from neuroscope.backends.ops import BINARY_OPS, PRIMITIVE_OPS, REDUCE_OPS, UNARY_OPS
-from neuroscope.errors import ShapeError
+from neuroscope.errors import GradientError, ShapeError
 from neuroscope.tensor import run_op
 
 torch = pytest.importorskip("torch")
@@ -76,13 +75,13 @@ def test_every_op_of_the_table_has_a_vjp_or_is_listed_as_non_differentiable():
     for name in PRIMITIVE_OPS:
         subs = {"unary": UNARY_OPS, "binary": BINARY_OPS, "reduce": REDUCE_OPS}.get(name)
         labels |= {f"{name}.{sub}" for sub in subs} if subs else {name}
-    with_rule = {label for label in labels if label.split(".")[0] in autograd.VJPS and (
-        not label.startswith("unary.") or label[6:] in autograd.UNARY_VJPS) and (
-        not label.startswith("binary.") or label[7:] in autograd.DIFFERENTIABLE_BINARY)}
-    assert autograd.NON_DIFFERENTIABLE <= labels
-    assert not with_rule & autograd.NON_DIFFERENTIABLE, "both a VJP and listed as non-differentiable"
-    assert labels - with_rule == autograd.NON_DIFFERENTIABLE, "neither a VJP nor listed as non-differentiable"
-    assert set(autograd.UNARY_VJPS) | {"isfinite"} == set(UNARY_OPS)
+    with_rule = {label for label in labels if label.split(".")[0] in vjp.VJPS and (
+        not label.startswith("unary.") or label[6:] in vjp.UNARY_VJPS) and (
+        not label.startswith("binary.") or label[7:] in vjp.DIFFERENTIABLE_BINARY)}
+    assert vjp.NON_DIFFERENTIABLE <= labels
+    assert not with_rule & vjp.NON_DIFFERENTIABLE, "both a VJP and listed as non-differentiable"
+    assert labels - with_rule == vjp.NON_DIFFERENTIABLE, "neither a VJP nor listed as non-differentiable"
+    assert set(vjp.UNARY_VJPS) | {"isfinite"} == set(UNARY_OPS)
 
 
 # -- elementwise -------------------------------------------------------------------

@@ -67,6 +67,11 @@ class ShapeError(NeuroScopeError, ValueError):
     """Tensor shapes that do not fit the operation."""
 
 
+class GradientError(NeuroScopeError, RuntimeError):
+    """A gradient that cannot be computed correctly: nothing tracked, a missing output
+    gradient, an in-place edit that would corrupt a recorded graph, an unsupported VJP."""
+
+
 class StorageQuotaError(NeuroScopeError, OSError):
     """Storing an entry would exceed the storage quota; nothing was written."""
 
