@@ -8,7 +8,9 @@ model computes (TransformerLens' ``hook_points.py`` idea). Hook functions take
 * ``ActivationHook``  records ``last_activation`` (and may run an action);
 * ``InterventionHook`` replaces the activation (an ``Intervention`` or a callable);
 * ``ProbeHook``       runs a probe on the activation and keeps its outputs;
-* ``CachingHook``     stores activations into an ``ActivationCache``.
+* ``CachingHook``     stores activations into an ``ActivationCache``;
+* ``GradientHook``    puts the activation in the autograd graph and runs ``fn(grad, hook)``
+  on its gradient in a later backward pass (TransformerLens' backward hooks).
 
 The ``HookManager`` validates every address before it registers anything, so a
 bad layer or name raises with no hook left behind; ``hooks([...])`` is a
@@ -19,8 +21,9 @@ import difflib
 from contextlib import contextmanager
 
 from .args import as_indices, as_layer, is_integer
+from .autograd import is_grad_enabled
 from .cache import ActivationCache
-from .errors import InvalidIndexError, NeuroScopeError, ShapeError, UnknownHookError
+from .errors import GradientError, InvalidIndexError, NeuroScopeError, ShapeError, UnknownHookError
 from .interventions import Intervention, as_intervention
 from .names import act_name, component_name, head_components
 from .tensor import Tensor, as_tensor
@@ -231,8 +234,47 @@ class CachingHook(Hook):
         return self.names if isinstance(self.names, (list, tuple)) else [self.names]
 
     def __call__(self, activation, hook):
-        self.cache[hook.name] = activation
+        # Values, not graph: a tracked activation is stored detached, so that a cache never
+        # keeps a forward pass's autograd graph (and everything it saved) alive.
+        self.cache[hook.name] = activation if activation._edge is None else activation.detach()
         return None
+
+
+class GradientHook(Hook):
+    """A backward hook: ``fn(grad, hook)`` runs on d(whatever ``backward`` is called on) /
+    d(activation) at each of its points, and a Tensor it returns replaces that gradient.
+
+    In the forward pass the activation is put into the autograd graph: made a leaf when
+    nothing upstream is tracked (so only what lies downstream of a gradient hook is ever
+    recorded), or passed on through a new identity node when it is. Either way the hook
+    point counts as edited, so the explicit attention scores / pattern and norm scale are
+    what the rest of the forward uses, and their gradients are the true ones (the fused
+    attention and norm ops would otherwise bypass them). Registered last at a point, it
+    sees the gradient of the value that flows on, after every forward hook."""
+
+    def __init__(self, names, fn):
+        # names: a name, a list of names / (layer, component) addresses, a predicate, or None for all.
+        if not callable(fn):
+            raise TypeError(f"a backward hook must be a function (grad, hook) -> Tensor or None, got "
+                            f"{type(fn).__name__}")
+        self.names, self.fn = names, fn
+
+    def targets(self):
+        if self.names is None:
+            return [lambda name: True]
+        return list(self.names) if isinstance(self.names, (list, tuple)) else [self.names]
+
+    def __call__(self, activation, hook):
+        if not is_grad_enabled():
+            raise GradientError(f"a backward hook at {hook.name} needs the forward pass to record a graph, "
+                                "but it runs under no_grad(); run it outside no_grad() (or in enable_grad())")
+        if activation._edge is None:
+            tracked = Tensor(activation.data, activation.backend).requires_grad_()
+        else:
+            tracked = activation.reshape(activation.shape)
+        tracked.axes = activation.axes
+        tracked.register_hook(lambda grad: self.fn(grad, hook))
+        return tracked
 
 
 class HookManager:

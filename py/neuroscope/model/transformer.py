@@ -11,7 +11,7 @@ from ..args import as_layer, is_integer
 from ..backends import get_backend
 from ..cache import ActivationCache
 from ..errors import InvalidTokenError
-from ..hooks import CachingHook, HookManager
+from ..hooks import CachingHook, GradientHook, HookManager
 from ..names import component_name
 from ..tensor import Tensor, arange, as_tensor, matmul
 from .attention import causal_mask
@@ -229,8 +229,13 @@ class TransformerModel:
         """Context manager: ``with model.hooks([(name, fn), ActivationHook(...)]):``."""
         return self.hook_manager.hooks_context(hooks)
 
-    def run_with_hooks(self, tokens, fwd_hooks=(), **kwargs):
-        with self.hooks(list(fwd_hooks)):
+    def run_with_hooks(self, tokens, fwd_hooks=(), bwd_hooks=(), **kwargs):
+        """Logits with ``fwd_hooks`` (``(name, fn(activation, hook))`` pairs or Hook objects) in
+        place. ``bwd_hooks`` (``(name, fn(grad, hook))``, as in TransformerLens) make the logits
+        tracked: each fn runs on its point's gradient when ``backward`` is later called on a
+        metric of them (the hooks stay with that graph, so no ``reset_hooks_end=False`` is needed)."""
+        hooks = list(fwd_hooks) + [GradientHook(name, fn) for name, fn in bwd_hooks]
+        with self.hooks(hooks):
             return self(tokens, **kwargs)
 
     def run_with_cache(self, tokens, names_filter=None, budget=None, **kwargs):
@@ -245,6 +250,13 @@ class TransformerModel:
             logits = self(tokens, **kwargs)
         hook.cache.tokens, hook.cache.attention_mask = tokens, kwargs["attention_mask"]
         return logits, hook.cache
+
+    def run_with_grad_cache(self, tokens, metric, names_filter=None, **kwargs):
+        """``(value, cache, grads)``: the metric, the activations and d metric / d activation at
+        every hook point ``names_filter`` keeps; ``metric(logits)`` returns a one-element Tensor.
+        One forward and one backward pass (see gradients.py)."""
+        from .gradients import run_with_grad_cache
+        return run_with_grad_cache(self, tokens, metric, names_filter, **kwargs)
 
     def activations_at(self, component, layer, dataset, position="last", batch_size=None, cache=True,
                        progress=None, storage=None):
