@@ -1,5 +1,6 @@
 """Analyses over a model and its activations: attention heads, the logit lens and
-direct logit attribution, activation patching, neurons over datasets, linear probes.
+direct logit attribution, activation patching and its gradient estimate (attribution
+patching, EAP, EAP-IG), neurons over datasets, linear probes.
 
 Each is a free function or a small class taking the model and an
 ``ActivationCache``; the cache stays a plain mapping. The lens and patching
@@ -23,6 +24,7 @@ from .attention import (
     previous_token_pattern,
     repeated_random_tokens,
 )
+from .attribution import EdgeAttribution, attribution_patching
 from .common import MissingActivationError, Slice
 from .lens import (
     accumulated_resid,
@@ -54,7 +56,8 @@ from .probes import LinearProbe, ProbeError, ProbeSweep, probe_layers
 
 __all__ = [
     "SWEEPS", "AttentionAnalysis", "AttentionAnalyzer", "AttentionEntropy", "AttentionMetric",
-    "DetectionScore", "DuplicateTokenScore", "InductionScore", "LogitLensTable", "MissingActivationError",
+    "DetectionScore", "DuplicateTokenScore", "EdgeAttribution", "attribution_patching",
+    "InductionScore", "LogitLensTable", "MissingActivationError",
     "PreviousTokenScore", "ProgressBar", "Slice", "accumulated_resid", "apply_ln_to_stack",
     "decompose_resid", "default_metrics", "direct_logit_attribution", "duplicate_token_pattern",
     "generic_activation_patch", "get_act_patch_attn_head_out_all_pos", "get_act_patch_attn_head_out_by_pos",

@@ -5,7 +5,7 @@ Shapes: x ``[b, p, d]``; MLP hidden ``[b, p, m]``.
 
 from ..tensor import run_op
 from .attention import Attention
-from .components import LayerNorm, RMSNorm, linear
+from .components import IdentityNorm, LayerNorm, RMSNorm, linear
 
 
 class MLP:
@@ -41,6 +41,8 @@ class GatedMLP(MLP):
 
 
 def make_norm(cfg, weights, name, prefix, hooks):
+    if cfg.normalization == "none":
+        return IdentityNorm()
     if cfg.normalization == "rmsnorm":
         return RMSNorm(weights.get(name + ".w"), cfg.eps, prefix, hooks)
     return LayerNorm(weights.get(name + ".w"), weights.get(name + ".b"), cfg.eps, prefix, hooks)

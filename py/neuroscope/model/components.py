@@ -88,6 +88,23 @@ class LayerNorm:
             out = out + self.b
         return self.hook_normalized(out)
 
+    def apply(self, x):
+        """The norm's output at ``x`` (any leading axes), the fused op, with no hook points."""
+        return _layer_norm(x, self.w, self.b, self.eps)
+
+
+class IdentityNorm:
+    """No normalization (TransformerLens' ``normalization_type=None``, as in attention-only toy
+    models): the input passes unchanged, and there are no ln hook points."""
+
+    w = b = None
+
+    def forward(self, x):
+        return x
+
+    def apply(self, x):
+        return x
+
 
 class RMSNorm:
     """RMSNorm; ``hook_normalized`` sees ``x / scale`` before the weight, as in TransformerLens."""
@@ -106,6 +123,10 @@ class RMSNorm:
         if not (edited_scale or edited_out):  # only observed: the fused op, as with no hooks
             return _run_norm("rms_norm", x, self.w, self.eps)
         return out * self.w if self.w is not None else out
+
+    def apply(self, x):
+        """The norm's output at ``x`` (any leading axes), the fused op, with no hook points."""
+        return _run_norm("rms_norm", x, self.w, self.eps)
 
 
 def _layer_norm(x, w, b, eps):

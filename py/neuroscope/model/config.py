@@ -34,7 +34,7 @@ class ModelConfig:
     d_head: int = None
     act_fn: str = "gelu_new"
     eps: float = 1e-5
-    normalization: str = "layernorm"      # "layernorm" | "rmsnorm"
+    normalization: str = "layernorm"      # "layernorm" | "rmsnorm" | "none" (toy models)
     positional: str = "learned"           # "learned" | "rotary"
     rotary_dim: int = 0
     rope_theta: float = 10000.0
@@ -58,6 +58,9 @@ class ModelConfig:
             self.n_kv_heads = self.n_heads
         if self.d_head is None:
             self.d_head = self.d_model // self.n_heads
+        if self.normalization not in ("layernorm", "rmsnorm", "none"):
+            raise ModelFormatError(f"normalization={self.normalization!r}; expected 'layernorm', 'rmsnorm' "
+                                   "or 'none'")
         if self.n_heads % self.n_kv_heads:
             raise ModelFormatError(f"n_heads={self.n_heads} is not a multiple of "
                                    f"n_kv_heads={self.n_kv_heads}")
