@@ -53,11 +53,12 @@ from .patching import (
     probability_metric,
 )
 from .probes import LinearProbe, ProbeError, ProbeSweep, probe_layers
+from .saliency import TokenSaliency, integrated_gradients
 
 __all__ = [
     "SWEEPS", "AttentionAnalysis", "AttentionAnalyzer", "AttentionEntropy", "AttentionMetric",
     "DetectionScore", "DuplicateTokenScore", "EdgeAttribution", "attribution_patching",
-    "InductionScore", "LogitLensTable", "MissingActivationError",
+    "InductionScore", "LogitLensTable", "MissingActivationError", "TokenSaliency", "integrated_gradients",
     "PreviousTokenScore", "ProgressBar", "Slice", "accumulated_resid", "apply_ln_to_stack",
     "decompose_resid", "default_metrics", "direct_logit_attribution", "duplicate_token_pattern",
     "generic_activation_patch", "get_act_patch_attn_head_out_all_pos", "get_act_patch_attn_head_out_by_pos",
