@@ -223,13 +223,21 @@ def _same(x, **rest):
     return [_meta(x)]
 
 
+def _check_axis(op, axis, ndim):
+    if not 0 <= axis < ndim:
+        raise ShapeError(f"{op}: axis {axis} for a {ndim}-d tensor; the op table takes axes 0-{ndim - 1} "
+                         "(Tensor methods turn negative axes into these)")
+
+
 def _gather(x, indices, axis):
     (sx, dx), (si, _) = _meta(x), _meta(indices)
+    _check_axis("gather", axis, len(sx))
     return [(sx[:axis] + si + sx[axis + 1:], dx)]
 
 
 def _take_along(x, indices, axis):
     (sx, dx), (si, _) = _meta(x), _meta(indices)
+    _check_axis("take_along", axis, len(sx))
     expect = list(sx)
     expect[axis] = si[axis]
     return [(broadcast(tuple(expect), si), dx)]
@@ -275,6 +283,7 @@ def _broadcast_to(x, shape):
 
 def _topk(x, k, axis):
     shape, dtype = _meta(x)
+    _check_axis("topk", axis, len(shape))
     out = shape[:axis] + (k,) + shape[axis + 1:]
     return [(out, dtype), (out, INT)]
 

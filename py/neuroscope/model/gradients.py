@@ -26,7 +26,12 @@ def run_with_grad_cache(model, tokens, metric, names_filter=None, fwd_hooks=(), 
                         f"{type(metric).__name__}")
     if isinstance(names_filter, str):
         names_filter = [names_filter]
-    tokens, kwargs["attention_mask"] = model._as_tokens(tokens, kwargs.get("attention_mask"))
+    # The forward checks the ids again; passing it what it was given keeps a list of ids a
+    # host-side check (a Tensor of ids costs two reductions, read back, each time).
+    ids, kwargs["attention_mask"] = model._as_tokens(tokens, kwargs.get("attention_mask"))
+    listed = isinstance(tokens, (list, tuple)) and tokens
+    if isinstance(tokens, str) or (listed and isinstance(tokens[0], str)):
+        tokens = ids  # text is tokenized once
     grads = {}
 
     def keep(grad, hook):
@@ -43,7 +48,7 @@ def run_with_grad_cache(model, tokens, metric, names_filter=None, fwd_hooks=(), 
     for name in cache:  # forward order; a point the metric does not depend on has gradient 0
         ordered[name] = grads[name] if name in grads else _zeros_like(cache[name])
     for kept in (cache, ordered):
-        kept.tokens, kept.attention_mask = tokens, kwargs["attention_mask"]
+        kept.tokens, kept.attention_mask = ids, kwargs["attention_mask"]
     return value.detach(), cache, ordered
 
 
