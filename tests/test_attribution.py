@@ -310,15 +310,30 @@ def toy():
 
 @pytest.mark.parametrize("options, message", [
     ({"method": "ig"}, r"method='ig'; expected one of \['atp', 'eap', 'eap-ig'\]"),
-    ({"nodes": "neurons"}, r"nodes='neurons'; expected 'edges' or one of"),
+    ({"nodes": "neurons"}, r"nodes='neurons'; expected 'edges', one of"),
     ({"nodes": "edges"}, r"method='atp' scores nodes; use method='eap'"),
     ({"method": "eap", "nodes": "heads"}, r"method='eap' scores edges"),
     ({"method": "eap-ig", "ig_steps": 0}, r"ig_steps=0; expected a positive integer"),
+    ({"nodes": []}, r"nodes=\[\]; expected 'edges', one of .* or a non-empty list"),
+    ({"nodes": ["heads", "edges"]}, r"nodes=\['heads', 'edges'\]; expected"),
+    ({"nodes": ("heads", "neurons")}, r"nodes=\('heads', 'neurons'\); expected"),
 ])
 def test_bad_options_are_refused(toy, options, message):
     clean, corrupted = _pair(toy, n_pos=6)
     with pytest.raises(ValueError, match=message):
         attribution_patching(toy, clean, corrupted, logit_diff_metric(A, B), **options)
+
+
+@pytest.mark.parametrize("method", ["atp", "eap-ig"])
+def test_several_node_kinds_in_one_pass_equal_one_kind_at_a_time(toy, method):
+    clean, corrupted = _pair(toy, n_pos=6)
+    metric = logit_diff_metric(A, B)
+    kinds = ("resid_pre", "heads", "mlp_out", "heads_by_pos")
+    together = attribution_patching(toy, clean, corrupted, metric, nodes=kinds, method=method, ig_steps=3)
+    assert list(together) == list(kinds)
+    for kind in kinds:
+        alone = attribution_patching(toy, clean, corrupted, metric, nodes=kind, method=method, ig_steps=3)
+        np.testing.assert_array_equal(together[kind].numpy(), alone.numpy())
 
 
 def test_prompts_of_different_lengths_are_refused(toy):

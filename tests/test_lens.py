@@ -367,6 +367,90 @@ def test_patch_progress_and_code(model, patched):
     assert len(_json(result)) > 0
 
 
+# -- attribute ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def attributed(model):
+    calls = []
+    result = lens.attribute(model, PROMPT, SWAPPED, " Mary", " John", saliency_steps=8,
+                            progress=lambda d, t: calls.append((d, t)))
+    return result, calls
+
+
+def test_attribute_cells_are_directional_derivatives(model, attributed):
+    """Each cell is d/de metric(corrupted run with a -> a_corrupt + e (a_clean - a_corrupt)) at e = 0
+    over clean - corrupted: checked by a central difference of forward passes with function hooks."""
+    result, _ = attributed
+    _, clean = model.run_with_cache(PROMPT)
+    _, corrupt = model.run_with_cache(SWAPPED)
+    scale = result["clean_logit_diff"] - result["corrupted_logit_diff"]
+    assert result["clean_logit_diff"] == pytest.approx(_logit_diff(model, [], PROMPT), rel=1e-4)
+
+    def derivative(name, position=None, head=None, eps=1e-2):
+        index = (0, slice(None) if position is None else position) + (() if head is None else (head,))
+
+        def moved(e):
+            def fn(activation, hook):
+                out = activation.numpy().copy()
+                out[index] += e * (clean[name].numpy() - corrupt[name].numpy())[index]
+                return ns.tensor(out)
+            return _logit_diff(model, [FunctionHook(name, fn)])
+        return (moved(eps) - moved(-eps)) / (2 * eps) / scale
+
+    n = model.to_tokens(PROMPT).shape[1]
+    assert np.shape(result["resid"]) == (2, n) and np.shape(result["mlp"]) == (2, n)
+    assert np.shape(result["heads"]) == (2, 4)
+    for layer in range(2):
+        for position in (3, 8, n - 1):
+            assert result["resid"][layer][position] == pytest.approx(
+                derivative(f"blocks.{layer}.hook_resid_pre", position), rel=1e-2, abs=1e-3)
+            assert result["mlp"][layer][position] == pytest.approx(
+                derivative(f"blocks.{layer}.hook_mlp_out", position), rel=1e-2, abs=1e-3)
+        for head in range(4):
+            assert result["heads"][layer][head] == pytest.approx(
+                derivative(f"blocks.{layer}.attn.hook_z", head=head), rel=1e-2, abs=1e-3)
+    assert result["resid"][0][0] == 0 and result["resid"][0][1] == 0  # the prompts agree there
+    assert result["tokens"] == model.to_str_tokens(PROMPT) and result["method"] == "atp"
+
+
+def test_attribute_saliency_progress_and_code(model, attributed):
+    result, calls = attributed
+    saliency = result["saliency"]
+    assert len(saliency["scores"]) == model.to_tokens(PROMPT).shape[1] and saliency["steps"] == 8
+    assert saliency["value"] == pytest.approx(result["clean_logit_diff"], rel=1e-4)
+    assert sum(saliency["scores"]) - (saliency["value"] - saliency["baseline_value"]) == pytest.approx(
+        saliency["delta"], abs=1e-3)
+    assert calls[0] == (0, 9) and calls[-1] == (9, 9) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    namespace = _run(result["code"], model)
+    for key in ("resid", "heads", "mlp"):
+        np.testing.assert_allclose(namespace[key].numpy(), result[key], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(namespace["saliency"].scores.numpy()[0], saliency["scores"], rtol=1e-3, atol=1e-5)
+    assert "steps=8" in result["code"] and "method='atp'" in result["code"]
+    assert len(_json(result)) > 0
+
+
+def test_attribute_eap_ig_layer_zero_sums_to_the_whole_effect(model):
+    """EAP-IG at blocks.0.hook_resid_pre integrates along the path it scores: completeness."""
+    result = lens.attribute(model, PROMPT, SWAPPED, " Mary", " John", method="eap-ig", ig_steps=32,
+                            saliency_steps=1, progress=False)
+    assert sum(result["resid"][0]) == pytest.approx(1.0, abs=0.02)
+    assert "method='eap-ig', ig_steps=32" in result["code"]
+    namespace = _run(result["code"], model)
+    np.testing.assert_allclose(namespace["heads"].numpy(), result["heads"], rtol=1e-3, atol=1e-5)
+
+
+def test_attribute_errors(model):
+    n = model.to_tokens(PROMPT).shape[1]
+    m = model.to_tokens("The capital of France is").shape[1]
+    with pytest.raises(ValueError, match=f"the clean prompt is {n} tokens and the corrupted prompt {m}; attribution"):
+        lens.attribute(model, PROMPT, "The capital of France is", " Mary", " John")
+    with pytest.raises(ValueError, match="nothing to normalise"):
+        lens.attribute(model, PROMPT, PROMPT, " Mary", " John")
+    with pytest.raises(ValueError, match=r"method='eap'; the attribution view offers \['atp', 'eap-ig'\]"):
+        lens.attribute(model, PROMPT, SWAPPED, " Mary", " John", method="eap")
+    with pytest.raises(ValueError, match="saliency_steps=0; expected a positive integer"):
+        lens.attribute(model, PROMPT, SWAPPED, " Mary", " John", saliency_steps=0)
+
+
 def test_patch_errors(model):
     n = model.to_tokens(PROMPT).shape[1]
     m = model.to_tokens("The capital of France is").shape[1]

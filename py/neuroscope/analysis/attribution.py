@@ -62,15 +62,19 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
 
     ``clean`` / ``corrupted``: token ids (or texts) of the same shape. ``metric(logits)``
     returns a one-element Tensor computed from the logits (``logit_diff_metric(...)``).
-    ``nodes``: one of ``NODE_KINDS`` (default ``"resid_pre"``) or ``"edges"`` (the default
+    ``nodes``: one of ``NODE_KINDS`` (default ``"resid_pre"``), a list or tuple of them (one
+    pass of gradients for all; returns a dict kind -> scores), or ``"edges"`` (the default
     for ``"eap"`` / ``"eap-ig"``). Returns a Tensor of node scores, or an ``EdgeAttribution``.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}; expected one of {list(METHODS)}")
     if nodes is None:
         nodes = "resid_pre" if method == "atp" else "edges"
-    if nodes != "edges" and nodes not in NODE_KINDS:
-        raise ValueError(f"nodes={nodes!r}; expected 'edges' or one of {sorted(NODE_KINDS)}")
+    kinds = list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]
+    if not kinds or any(not isinstance(kind, str) or (kind not in NODE_KINDS and kind != "edges")
+                        for kind in kinds) or (len(kinds) > 1 and "edges" in kinds):
+        raise ValueError(f"nodes={nodes!r}; expected 'edges', one of {sorted(NODE_KINDS)} or a non-empty "
+                         "list of the latter")
     if method == "atp" and nodes == "edges":
         raise ValueError("method='atp' scores nodes; use method='eap' (or 'eap-ig') for edges")
     if method == "eap" and nodes != "edges":
@@ -88,21 +92,29 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
     steps = ig_steps if method == "eap-ig" else 1
     if nodes == "edges":
         return _edges(model, clean, corrupted, metric, mask, steps, method, progress)
-    short, axes = NODE_KINDS[nodes]
-    names = [act_name(short, layer) for layer in range(model.cfg.n_layers)]
-    _check_names(model, names, nodes)
+    layers = range(model.cfg.n_layers)
+    names = []
+    for kind in kinds:
+        kind_names = [act_name(NODE_KINDS[kind][0], layer) for layer in layers]
+        _check_names(model, kind_names, kind)
+        names += [name for name in kind_names if name not in names]
     clean_cache = model.run_with_cache(clean, names_filter=names + [_INPUT], attention_mask=mask)[1]
     corrupt_cache, grads = _gradients(model, corrupted, metric, names, clean_cache, mask, steps, progress)
-    rows = []
-    for name in names:
-        product = (clean_cache[name] - corrupt_cache[name]) * grads[name]
-        if axes == ("layer", "pos"):
-            rows.append(product.sum(axis=(0, 2)))             # [b, p, d] -> [p]
-        elif axes == ("layer", "head"):
-            rows.append(product.sum(axis=(0, 1, 3)))          # [b, p, h, e] -> [h]
-        else:
-            rows.append(product.sum(axis=(0, 3)))             # -> [p, h]
-    return stack(rows)
+    scores = {}
+    for kind in kinds:
+        short, axes = NODE_KINDS[kind]
+        rows = []
+        for layer in layers:
+            name = act_name(short, layer)
+            product = (clean_cache[name] - corrupt_cache[name]) * grads[name]
+            if axes == ("layer", "pos"):
+                rows.append(product.sum(axis=(0, 2)))             # [b, p, d] -> [p]
+            elif axes == ("layer", "head"):
+                rows.append(product.sum(axis=(0, 1, 3)))          # [b, p, h, e] -> [h]
+            else:
+                rows.append(product.sum(axis=(0, 3)))             # -> [p, h]
+        scores[kind] = stack(rows)
+    return scores if isinstance(nodes, (list, tuple)) else scores[nodes]
 
 
 def _check_names(model, names, what):

@@ -12,6 +12,8 @@ that reproduce it in the notebook, where ``model`` is the loaded model.
   zero / mean / resample ablation of heads and MLPs.
 * ``patch(model, clean, corrupted, answer, wrong, progress=None)``: activation
   patching sweeps, normalised to 0 (corrupted) .. 1 (clean).
+* ``attribute(model, clean, corrupted, answer, wrong, method="atp", ...)``: the patching
+  view's heatmaps from attribution patching (or EAP-IG), and a token saliency strip.
 * ``neurons(model, layer, neuron, texts=None, k=10, context=8)`` and
   ``sample_texts(model=None)``: top-activating tokens of an MLP neuron.
 * ``probes(model, dataset, component)``: a linear probe's accuracy at every layer.
@@ -25,6 +27,7 @@ CPython and on the JS bridge in a stdlib-only Pyodide.
 """
 
 from .ablation import ablate
+from .attribution import attribute
 from .common import model_info
 from .datasets import datasets, open_dataset, upload_dataset
 from .examples import demo_prompts
@@ -34,5 +37,5 @@ from .probes import PROBE_COMPONENTS, PROBE_DATASETS, probes
 from .prompt import analyze
 
 __all__ = ["BUILTIN_TEXTS", "NEURON_DATASETS", "PROBE_COMPONENTS", "PROBE_DATASETS", "ablate", "analyze",
-           "datasets", "demo_prompts", "model_info", "neurons", "open_dataset", "patch", "probes",
-           "sample_texts", "upload_dataset"]
+           "attribute", "datasets", "demo_prompts", "model_info", "neurons", "open_dataset", "patch",
+           "probes", "sample_texts", "upload_dataset"]

@@ -49,28 +49,20 @@ def patch(model, clean, corrupted, answer, wrong, progress=None):
     Every sweep is normalised: (metric - corrupted) / (clean - corrupted).
     """
     report = progress_reporter(progress, "activation patching")
-    clean_tokens = prompt_tokens(model, clean, "clean")  # [1, p]
-    corrupted_tokens = prompt_tokens(model, corrupted, "corrupted")  # [1, p]
-    if clean_tokens.shape[1] != corrupted_tokens.shape[1]:
-        raise ValueError(f"the clean prompt is {clean_tokens.shape[1]} tokens and the corrupted prompt "
-                         f"{corrupted_tokens.shape[1]}; activation patching needs prompts of the same token "
-                         "length")
-    metric = logit_diff_metric(token_id(model, answer, "answer"), token_id(model, wrong, "wrong"))
+    clean_tokens, corrupted_tokens, metric = prompt_pair(model, clean, corrupted, answer, wrong,
+                                                         "activation patching")
     n_layers = model.cfg.n_layers
     names = [act_name(short, layer) for layer in range(n_layers) for short in ("resid_pre", "z", "mlp_out")]
     clean_logits, clean_cache = model.run_with_cache(clean_tokens, names_filter=names)
     corrupted_logits = model(corrupted_tokens)
-    clean_diff, corrupted_diff = metric(clean_logits).item(), metric(corrupted_logits).item()
-    if clean_diff == corrupted_diff:
-        raise ValueError(f"the logit difference is {clean_diff} on both the clean and the corrupted prompt; "
-                         "there is nothing to normalise by (do the prompts differ where it matters?)")
+    clean_diff, corrupted_diff = logit_diffs(metric, clean_logits, corrupted_logits)
     normalized = normalized_metric(metric, clean_logits, corrupted_logits)
     n_positions = clean_tokens.shape[1]
     sizes = [n_layers * n_positions, n_layers * model.cfg.n_heads, n_layers * n_positions]
     result, done = {}, 0
     for (key, sweep), size in zip(SWEEPS, sizes):
         values = sweep(model, corrupted_tokens, clean_cache, normalized,
-                       progress=_offset(report, done, sum(sizes)))  # [L, p] or [L, H]
+                       progress=offset_progress(report, done, sum(sizes)))  # [L, p] or [L, H]
         result[key] = rounded(values.tolist())
         done += size
     decode = decoder(model)
@@ -80,13 +72,34 @@ def patch(model, clean, corrupted, answer, wrong, progress=None):
     return result
 
 
-def _offset(report, done, total):
+def prompt_pair(model, clean, corrupted, answer, wrong, what):
+    """The clean and corrupted token ids ``[1, p]`` (refused when their lengths differ) and the
+    logit-difference metric of ``answer`` and ``wrong``."""
+    clean_tokens = prompt_tokens(model, clean, "clean")  # [1, p]
+    corrupted_tokens = prompt_tokens(model, corrupted, "corrupted")  # [1, p]
+    if clean_tokens.shape[1] != corrupted_tokens.shape[1]:
+        raise ValueError(f"the clean prompt is {clean_tokens.shape[1]} tokens and the corrupted prompt "
+                         f"{corrupted_tokens.shape[1]}; {what} needs prompts of the same token length")
+    metric = logit_diff_metric(token_id(model, answer, "answer"), token_id(model, wrong, "wrong"))
+    return clean_tokens, corrupted_tokens, metric
+
+
+def logit_diffs(metric, clean_logits, corrupted_logits):
+    """The metric on the clean and the corrupted run, refused when equal (nothing to normalise by)."""
+    clean_diff, corrupted_diff = metric(clean_logits).item(), metric(corrupted_logits).item()
+    if clean_diff == corrupted_diff:
+        raise ValueError(f"the logit difference is {clean_diff} on both the clean and the corrupted prompt; "
+                         "there is nothing to normalise by (do the prompts differ where it matters?)")
+    return clean_diff, corrupted_diff
+
+
+def offset_progress(report, done, total):
     """A sweep's ``(done, total)`` reports, shifted into the count over all sweeps."""
     return lambda sweep_done, sweep_total: report(done + sweep_done, total)
 
 
-def patch_code(clean, corrupted, answer, wrong):
-    """Python source that runs the three sweeps of ``patch``."""
+def pair_code(clean, corrupted, answer, wrong):
+    """Python source that sets ``clean``, ``corrupted`` (token ids) and ``metric``."""
     def tokens(prompt):
         return f"model.to_tokens({literal(prompt)})" if isinstance(prompt, str) else \
             f"neuroscope.tensor([{literal(prompt)}])"
@@ -99,6 +112,12 @@ clean = {tokens(clean)}
 corrupted = {tokens(corrupted)}
 answer, wrong = {token_code(answer)}, {token_code(wrong)}
 metric = analysis.logit_diff_metric(answer, wrong)  # logit(answer) - logit(wrong), last position
+"""
+
+
+def patch_code(clean, corrupted, answer, wrong):
+    """Python source that runs the three sweeps of ``patch``."""
+    return pair_code(clean, corrupted, answer, wrong) + """\
 clean_logits, clean_cache = model.run_with_cache(clean)
 clean_logit_diff, corrupted_logit_diff = metric(clean_logits).item(), metric(model(corrupted)).item()
 normalized = analysis.normalized_metric(metric, clean_logits, model(corrupted))  # 0 = corrupted, 1 = clean
