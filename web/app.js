@@ -17,6 +17,7 @@ import { completeState, defaultState, PROBE_COMPONENTS, repairMessage, repairSta
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
 import * as ActivationsView from "./views/activations.js";
+import * as AttributionView from "./views/attribution.js";
 import * as AttentionView from "./views/attention.js";
 import * as LogitLensView from "./views/logit_lens.js";
 import * as NeuronsView from "./views/neurons.js";
@@ -31,7 +32,7 @@ const DRAFT_FIELDS = ["prompt", "corrupted", "answer", "wrong"];
 // The views each action draws: a failed action shows its error in them.
 const ACTION_VIEWS = {
   analysis: ["tokens", "attention", "logit_lens", "activations"], ablation: ["ablation"], patching: ["patching"],
-  neurons: ["neurons"], probes: ["probes"],
+  attribution: ["attribution"], neurons: ["neurons"], probes: ["probes"],
 };
 
 export class LensApp {
@@ -39,7 +40,8 @@ export class LensApp {
     this.root = root;
     this.neuroscope = neuroscope;
     this.state = defaultState();
-    this.results = { analysis: null, ablation: null, patching: null, neurons: null, probes: null, prompts: null };
+    this.results = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
+      prompts: null };
     this.code = {}; // view -> the Python that produced what it shows
     this.requests = new Requests(neuroscope, { onBusy: () => this.drawBusy(),
       onFailure: (what, text) => { this.message(text, "error"); this.draw(); } });
@@ -156,7 +158,8 @@ export class LensApp {
       const repaired = [...(this.state.repaired ?? []), ...repairState(this.state, info)];
       delete this.state.repaired;
       if (repaired.length) this.message(repairMessage(repaired), "warn");
-      this.results = { analysis: null, ablation: null, patching: null, neurons: null, probes: null, prompts: null };
+      this.results = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
+      prompts: null };
     } catch (error) {
       const current = this.modelInfo ? ` The current model (${this.modelInfo.name}) is still loaded.` : "";
       this.models.setStatus(`Could not load the model: ${error.pyType ?? error.name}: ${error.message}.${current}`,
@@ -190,9 +193,11 @@ export class LensApp {
     selection.head = Math.min(selection.head, heads - 1);
     this.results.ablation = null;
     this.results.patching = null;
+    this.results.attribution = null;
     this.draw();
     if (this.state.view === "ablation") await this.ablate();
     if (this.state.view === "patching") await this.patch();
+    if (this.state.view === "attribution") await this.attribute();
     if (this.state.view === "neurons") await this.neurons();
     if (this.state.view === "probes" && !this.results.probes) await this.probes();
   }
@@ -220,6 +225,13 @@ export class LensApp {
     this.draw();
   }
 
+  async attribute() {
+    const call = this.prepare("attribution", () => calls.attribute(this.state));
+    this.code.attribution = call.code;
+    this.results.attribution = await this.run("attribution", call.run, call.globals);
+    this.draw();
+  }
+
   async neurons() {
     const { neuronLayer, neuron } = this.state.selection;
     const { neuronDataset } = this.state.selection;
@@ -234,9 +246,10 @@ export class LensApp {
     this.state.view = view;
     this.draw();
     if (view === "ablation" && !this.results.ablation) await this.ablate();
-    if (view === "patching") {
+    if (view === "patching" || view === "attribution") {
       if (!this.results.prompts) this.loadDemoPrompts();
-      if (!this.results.patching) await this.patch();
+      if (view === "patching" && !this.results.patching) await this.patch();
+      if (view === "attribution" && !this.results.attribution) await this.attribute();
     }
     if (view === "neurons" && !this.results.neurons) await this.neurons();
     if (view === "probes" && !this.results.probes) await this.probes();
@@ -318,7 +331,7 @@ export class LensApp {
     const action = Object.keys(ACTION_VIEWS).find((name) => ACTION_VIEWS[name].includes(view));
     const failure = this.failures[action] ?? (action !== "analysis" ? this.failures.analysis : null);
     const props = failure ? null : this.props(view);
-    const waiting = view === "patching" && !this.results.patching;
+    const waiting = (view === "patching" || view === "attribution") && !this.results[view];
     if (failure) this.showError(el, view, failure);
     else if (props) this.render(el, view, waiting ? ProgressView : VIEW_MODULES[view], props);
     else if (!this.busy.size) el.replaceChildren();
@@ -378,6 +391,23 @@ export class LensApp {
         if (!result) return { label: "Patching every layer, position and head…", done: 0, total: 1 };
         return { resid: result.resid, mlp: result.mlp, heads: result.heads, tokens: result.tokens,
           cleanLogitDiff: result.clean_logit_diff, corruptedLogitDiff: result.corrupted_logit_diff };
+      }
+      case "attribution": {
+        const result = results.attribution;
+        if (!result) return { label: "Attribution patching and integrated gradients…", done: 0, total: 1 };
+        const patched = results.patching;
+        const exact = patched && patched.tokens.length === result.tokens.length
+          ? { resid: patched.resid, heads: patched.heads, mlp: patched.mlp } : null;
+        return { method: result.method, resid: result.resid, heads: result.heads, mlp: result.mlp, tokens: result.tokens,
+          saliency: result.saliency && { scores: result.saliency.scores, value: result.saliency.value,
+            baselineValue: result.saliency.baseline_value, delta: result.saliency.delta, steps: result.saliency.steps },
+          cleanLogitDiff: result.clean_logit_diff, corruptedLogitDiff: result.corrupted_logit_diff, exact,
+          patchBusy: this.busy.has("patching"),
+          onPatch: results === this.results ? () => { app.patch().catch((error) => app.shown(error)); } : undefined,
+          onMethod: results === this.results ? (method) => {
+            selection.attributionMethod = method;
+            app.attribute().catch((error) => app.shown(error));
+          } : undefined };
       }
       case "probes": {
         const result = results.probes;
@@ -631,5 +661,6 @@ export class LensApp {
 
 const VIEW_MODULES = {
   tokens: TokensView, attention: AttentionView, logit_lens: LogitLensView, activations: ActivationsView,
-  ablation: AblationView, patching: PatchingView, neurons: NeuronsView, probes: ProbesView,
+  ablation: AblationView, patching: PatchingView, attribution: AttributionView, neurons: NeuronsView,
+  probes: ProbesView,
 };

@@ -125,6 +125,22 @@ export function patch(state) {
   };
 }
 
+// The attribution view: state.selection.attributionMethod is "atp" or "eap-ig" (checked here too).
+export function attribute(state) {
+  const method = state.selection.attributionMethod ?? "atp";
+  if (!["atp", "eap-ig"].includes(method)) {
+    throw new TypeError(`the attribution method is ${describe(method)}; expected atp or eap-ig`);
+  }
+  const args = { prompt: state.prompt, corrupted: state.corrupted, answer: state.answer, wrong: state.wrong, method };
+  return {
+    code: `from neuroscope import lens\nlens.attribute(model, ${str(args.prompt, "the prompt")}, ` +
+      `${str(args.corrupted, "the corrupted prompt")}, ${str(args.answer, "answer")}, ${str(args.wrong, "wrong")}, ` +
+      `method=${str(method, "method")})`,
+    ...withArgs(`lens.attribute(model, lens_args["prompt"], lens_args["corrupted"], lens_args["answer"], ` +
+      `lens_args["wrong"], method=lens_args["method"])`, args),
+  };
+}
+
 // A dataset choice of a form: one of `datasets` (built-in names and this browser's uploads).
 function checkDataset(dataset, datasets, what) {
   if (datasets.includes(dataset)) return;

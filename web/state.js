@@ -7,16 +7,16 @@
 //  view: one of VIEWS,
 //  selection: {token, layer, head, scoreKind, component, neuronLayer, neuron,
 //              ablations: [{layer, head, kind} | {layer, mlp: true, kind}], ablationKind,
-//              probeDataset, probeComponent, neuronDataset},
+//              probeDataset, probeComponent, neuronDataset, attributionMethod},
 //  interventions: [JSON specs of neuroscope.interventions, as the last ablation ran them],
 //  notebook: [{type: "markdown" | "code" | "view", source, view?}]}
 
-export const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons",
-  "probes", "notebook"];
+export const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution",
+  "neurons", "probes", "notebook"];
 
 export const VIEW_TITLES = {
   tokens: "Tokens", attention: "Attention", logit_lens: "Logit lens", activations: "Activations",
-  ablation: "Ablation", patching: "Patching", neurons: "Neurons", probes: "Probes", notebook: "Notebook",
+  ablation: "Ablation", patching: "Patching", attribution: "Attribution", neurons: "Neurons", probes: "Probes", notebook: "Notebook",
 };
 
 export const DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to";
@@ -33,7 +33,7 @@ export function defaultState() {
     selection: {
       token: null, layer: 0, head: 0, scoreKind: "induction", component: "residual",
       neuronLayer: 0, neuron: 0, ablations: [], ablationKind: "zero", probeDataset: PROBE_DATASETS[0],
-      probeComponent: PROBE_COMPONENTS[0], neuronDataset: NEURON_DATASETS[0],
+      probeComponent: PROBE_COMPONENTS[0], neuronDataset: NEURON_DATASETS[0], attributionMethod: "atp",
     },
     interventions: [],
     notebook: [
@@ -46,6 +46,8 @@ export function defaultState() {
 export const SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"];
 export const COMPONENTS = ["residual", "attention", "mlp"];
 export const ABLATION_KINDS = ["zero", "mean", "resample"];
+// As neuroscope.lens.attribution.METHODS.
+export const ATTRIBUTION_METHODS = ["atp", "eap-ig"];
 // As neuroscope.lens.PROBE_DATASETS / PROBE_COMPONENTS (py/neuroscope/lens/probes.py).
 export const PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"];
 export const PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"];
@@ -116,7 +118,7 @@ function repairSelection(selection, info, repaired) {
   }
   for (const [field, allowed] of [["scoreKind", SCORE_KINDS], ["component", COMPONENTS],
     ["ablationKind", ABLATION_KINDS], ["probeDataset", PROBE_DATASETS], ["probeComponent", PROBE_COMPONENTS],
-    ["neuronDataset", NEURON_DATASETS]]) {
+    ["neuronDataset", NEURON_DATASETS], ["attributionMethod", ATTRIBUTION_METHODS]]) {
     const uploaded = (field === "probeDataset" || field === "neuronDataset") && isStoredChoice(selection[field]);
     if (!allowed.includes(selection[field]) && !uploaded) {
       repaired.push(`selection.${field} ${describe(selection[field])} (expected one of ${allowed.join(", ")})`);

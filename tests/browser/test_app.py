@@ -19,7 +19,7 @@ from .pages import BOOT_TIMEOUT_MS, new_page, require_backend, site  # noqa: F40
 SCREENSHOTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "screenshots")
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                     "py", "neuroscope", "demo", "model")
-VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons"]
+VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "neurons"]
 SHORT = "The capital of France is"
 GPU_VIEW_TIMEOUT_MS = 300_000
 ANALYSED = "() => { const a = window.neuroscope.app; return !!(a && a.results.analysis && a.busy.size === 0); }"
@@ -154,6 +154,48 @@ def test_patching_view_from_demo_prompts(app):
     assert result["clean_logit_diff"] != result["corrupted_logit_diff"]
     options = app.evaluate("[...document.querySelectorAll('#examples option')].length")
     assert options > 2  # the demo's IOI and fact pairs are offered
+
+
+def test_attribution_view_beside_exact_patching(app):
+    """One click gives the heatmaps and the token strip; their Python reproduces them; a second click
+    adds exact patching beside them with the rank correlation; the method is state."""
+    show(app, "tokens")  # a new prompt from here runs no patching
+    app.evaluate("""() => { const a = window.neuroscope.app; a.state.prompt = 'The capital of France is';
+        a.state.corrupted = 'The capital of Japan is'; a.state.answer = ' Paris'; a.state.wrong = ' Tokyo';
+        a.syncInputs(); return a.analyze(); }""")
+    wait_idle(app)
+    show(app, "attribution")
+    assert app.evaluate("window.neuroscope.app.results.patching") is None
+    result = app.evaluate("window.neuroscope.app.results.attribution")
+    from neuroscope import TransformerModel, lens
+    demo = TransformerModel.from_huggingface(DEMO)
+    expected = lens.attribute(demo, "The capital of France is", "The capital of Japan is", " Paris", " Tokyo",
+                              progress=False)
+    for key in ("resid", "heads", "mlp"):  # the worker's gradients are CPython's
+        np.testing.assert_allclose(result[key], expected[key], rtol=1e-3, atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(result["saliency"]["scores"], expected["saliency"]["scores"], rtol=1e-3, atol=1e-4)
+    code = app.inner_text('.panel[data-view="attribution"] .code code')
+    assert code.startswith("from neuroscope import lens\nlens.attribute(model, ") and "method=\"atp\"" in code
+    rerun = app.evaluate("(code) => window.neuroscope.python(code)", code)
+    assert rerun["heads"] == result["heads"]
+    assert app.locator('.panel[data-view="attribution"] [data-role=saliency] [data-index]').count() == \
+        len(result["tokens"])
+    app.click('.panel[data-view="attribution"] [data-role=run-patching]')
+    app.wait_for_selector('.panel[data-view="attribution"] [data-role=corr-heads]', timeout=BOOT_TIMEOUT_MS)
+    patched = app.evaluate("window.neuroscope.app.results.patching")
+    rho = float(app.get_attribute('.panel[data-view="attribution"] [data-role=corr-heads]', "data-rho"))
+    assert rho > 0.5, (rho, result["heads"], patched["heads"])
+    assert app.locator('.panel[data-view="attribution"] [data-role=exact-resid] canvas[data-rows]').count() == 1
+    app.click('.panel[data-view="attribution"] button[data-choice="eap-ig"]')
+    app.wait_for_function("() => window.neuroscope.app.results.attribution?.method === 'eap-ig'"
+                          " && window.neuroscope.app.busy.size === 0", timeout=BOOT_TIMEOUT_MS)
+    assert state(app)["selection"]["attributionMethod"] == "eap-ig"
+    assert "method=\"eap-ig\"" in app.inner_text('.panel[data-view="attribution"] .code code')
+    screenshot(app, "attribution-compared")
+    app.evaluate("""async () => { const a = window.neuroscope.app; const d = (await import('/web/state.js')).defaultState();
+        for (const k of ['prompt', 'corrupted', 'answer', 'wrong']) a.state[k] = d[k];
+        a.state.selection.attributionMethod = 'atp'; a.syncInputs(); return a.analyze(); }""")
+    wait_idle(app)
 
 
 def test_the_repeated_random_tokens_example_shows_the_induction_head(app):
@@ -458,6 +500,13 @@ def test_every_view_on_gpu_backends(browser, site, backend):  # noqa: F811
         got = page.evaluate("window.neuroscope.app.results.patching")
         for key in ("resid", "heads", "mlp"):
             np.testing.assert_allclose(got[key], expected[key], atol=0.02, err_msg=f"{backend}/{key}")
+        # and the attribution numbers: backward passes on the GPU kernels
+        expected = lens.attribute(TransformerModel.from_huggingface(DEMO), "The capital of France is",
+                                  "The capital of Japan is", " Paris", " Tokyo", progress=False)
+        got = page.evaluate("window.neuroscope.app.results.attribution")
+        for key in ("resid", "heads", "mlp"):
+            np.testing.assert_allclose(got[key], expected[key], atol=0.02, err_msg=f"{backend}/{key}")
+        np.testing.assert_allclose(got["saliency"]["scores"], expected["saliency"]["scores"], atol=0.05)
         assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
     finally:
         page.context.close()

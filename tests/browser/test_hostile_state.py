@@ -37,17 +37,18 @@ with open(os.path.join(HERE, "data", "hostile_states.json"), encoding="utf-8") a
     CORPUS = json.load(handle)
 CASES = CORPUS["cases"]
 MARKER, PRINTED = CORPUS["marker"], CORPUS["printed"]
-VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "neurons", "probes",
-         "notebook"]
+VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "neurons",
+         "probes", "notebook"]
 PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"]
 PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"]
 NEURON_DATASETS = ["sample", "demo/text", "demo/ioi", "demo/facts"]
 SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"]
 COMPONENTS = ["residual", "attention", "mlp"]
 KINDS = ["zero", "mean", "resample"]
+METHODS = ["atp", "eap-ig"]
 # The Python function each action's shown code calls (lens.<name>), by action.
 SHOWN = {"loadModel": "from_huggingface", "analyze": "analyze", "ablate": "ablate", "patch": "patch",
-         "neurons": "neurons", "probes": "probes"}
+         "attribute": "attribute", "neurons": "neurons", "probes": "probes"}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.safetensors")),
                                 reason="the demo model is not trained yet (python build.py train-demo)")
@@ -92,7 +93,7 @@ PROBE = """async ([state, info]) => {
   const given = {...states.defaultState(), ...state, selection: {...states.defaultState().selection,
     ...(state.selection ?? {})}};
   const rawActions = {loadModel: () => calls.loadModel(given.model?.ref), analyze: () => calls.analyze(given.prompt),
-    ablate: () => calls.ablate(given), patch: () => calls.patch(given),
+    ablate: () => calls.ablate(given), patch: () => calls.patch(given), attribute: () => calls.attribute(given),
     neurons: () => calls.neurons(given.selection.neuronLayer, given.selection.neuron, given.selection.neuronDataset,
       states.NEURON_DATASETS),
     probes: () => calls.probes(given, lists)};
@@ -107,6 +108,7 @@ PROBE = """async ([state, info]) => {
       complete.selection.neuron, complete.selection.neuronDataset, states.NEURON_DATASETS), probes: () => calls.probes(complete, lists)};
   if (complete.corrupted !== null && complete.answer !== null && complete.wrong !== null) {
     actions.patch = () => calls.patch(complete);
+    actions.attribute = () => calls.attribute(complete);
   }
   const made = {};
   for (const [name, make] of Object.entries(actions)) {
@@ -115,7 +117,8 @@ PROBE = """async ([state, info]) => {
   return {refused: false, state: complete, repaired, calls: made, raw,
           reference: Object.fromEntries(Object.entries({loadModel: calls.loadModel("demo"),
             analyze: calls.analyze("x"), ablate: calls.ablate(states.defaultState()),
-            patch: calls.patch(states.defaultState()), neurons: calls.neurons(0, 0),
+            patch: calls.patch(states.defaultState()), attribute: calls.attribute(states.defaultState()),
+            neurons: calls.neurons(0, 0),
             probes: calls.probes(states.defaultState(), lists)}).map(([k, v]) => [k, v.run]))};
 }"""
 
@@ -131,7 +134,7 @@ def check_state(state, info):
     assert is_index(selection["neuronLayer"], info["n_layers"]) and is_index(selection["neuron"], info["d_mlp"])
     assert selection["token"] is None or is_index(selection["token"], 2**53)
     assert selection["scoreKind"] in SCORE_KINDS and selection["component"] in COMPONENTS
-    assert selection["ablationKind"] in KINDS
+    assert selection["ablationKind"] in KINDS and selection["attributionMethod"] in METHODS
     assert selection["probeDataset"] in PROBE_DATASETS and selection["probeComponent"] in PROBE_COMPONENTS
     assert selection["neuronDataset"] in NEURON_DATASETS
     for entry in selection["ablations"]:
@@ -206,7 +209,8 @@ INDEX = st.integers(-3, 20) | JSON
 SELECTION = st.fixed_dictionaries({}, optional={
     "token": INDEX, "layer": INDEX, "head": INDEX, "neuronLayer": INDEX, "neuron": st.integers(-3, 2000) | JSON,
     "scoreKind": st.sampled_from(SCORE_KINDS) | JSON, "component": st.sampled_from(COMPONENTS) | JSON,
-    "ablationKind": st.sampled_from(KINDS) | JSON, "probeDataset": st.sampled_from(PROBE_DATASETS) | JSON,
+    "ablationKind": st.sampled_from(KINDS) | JSON, "attributionMethod": st.sampled_from(METHODS) | JSON,
+    "probeDataset": st.sampled_from(PROBE_DATASETS) | JSON,
     "probeComponent": st.sampled_from(PROBE_COMPONENTS) | JSON, "neuronDataset": st.sampled_from(NEURON_DATASETS) | JSON,
     "ablations": st.lists(st.fixed_dictionaries({}, optional={"layer": INDEX, "head": INDEX, "mlp": JSON,
                                                              "kind": st.sampled_from(KINDS) | JSON}) | JSON,

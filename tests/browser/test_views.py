@@ -406,6 +406,73 @@ def test_patching_one_token_and_missing_tables(gallery):
     assert screenshot_ink(gallery, "patching_1") > 1000
 
 
+# -- attribution -------------------------------------------------------------------------------
+
+def attribution_props(n, exact=True):
+    props = patching_props(n)
+    estimate = {key: [[round(v * 0.9 + 0.01 * ((layer + i) % 3), 4) for i, v in enumerate(row)]
+                      for layer, row in enumerate(props[key])] for key in ("resid", "mlp", "heads")}
+    scores = [0.0] * n
+    scores[min(2, n - 1)], scores[n - 1] = 2.5, -1.0
+    return {**estimate, "method": "atp", "tokens": props["tokens"], "cleanLogitDiff": 3.52,
+            "corruptedLogitDiff": -3.1,
+            "saliency": {"scores": scores, "value": 3.52, "baselineValue": 2.0, "delta": -0.02, "steps": 20},
+            "exact": {key: props[key] for key in ("resid", "mlp", "heads")} if exact else None}
+
+
+def _spearman(a, b):
+    def rank(values):  # ties share their average rank
+        values = np.ravel(values)
+        return np.array([np.mean(np.flatnonzero(np.sort(values) == v)) for v in values])
+    return float(np.corrcoef(rank(a), rank(b))[0, 1])
+
+
+def test_attribution_heatmaps_beside_exact_patching_with_rank_correlation(gallery):
+    props = attribution_props(40)
+    show(gallery, "attribution", props, ["onMethod", "onPatch"])
+    shapes = [(g["rows"], g["cols"]) for g in grids(gallery)]
+    assert shapes == [(LAYERS, 40), (LAYERS, 40), (LAYERS, HEADS), (LAYERS, HEADS), (LAYERS, 40), (LAYERS, 40)]
+    for role in ("attr-resid", "exact-resid", "attr-heads", "exact-heads", "attr-mlp", "exact-mlp"):
+        assert gallery.locator(f"[data-role={role}] canvas[data-rows]").count() == 1, role
+    rho = float(gallery.get_attribute("[data-role=corr-heads]", "data-rho"))
+    assert rho == pytest.approx(_spearman(props["heads"], props["exact"]["heads"]), abs=1e-9)
+    assert "Spearman, 144 cells" in gallery.inner_text("[data-role=corr-heads]")
+    assert gallery.locator("[data-role=run-patching]").count() == 0  # computed already: no button
+    positive, negative = pixel(gallery, "[data-role=attr-heads] canvas[data-rows]", 9, 9), \
+        pixel(gallery, "[data-role=attr-heads] canvas[data-rows]", 10, 7)
+    assert positive[2] > positive[0] + 50 and negative[0] > negative[2] + 50  # one diverging scale
+    chips = gallery.locator("[data-role=saliency] [data-index]")
+    assert chips.count() == 40 and chips.nth(2).get_attribute("title") == "position 2 “·and”: 2.5"
+    assert "sum to 1.5, the metric moves 2 → 3.52 (completeness error -0.02)" in \
+        gallery.inner_text("[data-role=saliency]")
+    gallery.click("button[data-choice='eap-ig']")
+    assert calls(gallery) == [{"name": "onMethod", "args": ["eap-ig"]}]
+    assert screenshot_ink(gallery, "attribution") > 20_000
+
+
+def test_attribution_before_exact_patching_and_one_token(gallery):
+    show(gallery, "attribution", attribution_props(1, exact=False), ["onPatch"])
+    assert [(g["rows"], g["cols"]) for g in grids(gallery)] == [(LAYERS, 1), (LAYERS, HEADS), (LAYERS, 1)]
+    assert gallery.locator("[data-role^=corr-]").count() == 0
+    assert gallery.is_disabled("button[data-choice=atp]")  # no onMethod: shown, not editable
+    gallery.click("[data-role=run-patching]")
+    assert calls(gallery) == [{"name": "onPatch", "args": []}]
+    props = attribution_props(5, exact=False)
+    props["patchBusy"] = True
+    del props["saliency"]
+    show(gallery, "attribution", props, ["onPatch"])
+    assert gallery.is_disabled("[data-role=run-patching]")
+    assert gallery.locator("[data-role=saliency]").count() == 0
+    assert screenshot_ink(gallery, "attribution_1") > 1000
+
+
+def test_attribution_refuses_an_unknown_method(gallery):
+    props = attribution_props(3)
+    props["method"] = "eap"
+    with pytest.raises(Exception, match="method must be one of atp, eap-ig"):
+        show(gallery, "attribution", props)
+
+
 # -- neurons and progress ----------------------------------------------------------------------
 
 def test_neurons_highlight_tokens_by_activation(gallery):

@@ -32,26 +32,31 @@ export function draw(el, props) {
   }
   el.append(h("div", {class: "nsv-title", text: "Activation patching (share of the metric recovered)"}), summary);
   const row = h("div", {class: "nsv-row"});
-  const byPosition = (table, title, what) => {
-    const positions = Math.max(0, ...table.map((r) => r.length));
-    const labels = Array.from({length: positions}, (_, p) => visibleText(tokenText(tokens[p]) ?? `${p}`));
-    return section(title, what, heatmap({rows: table.length, cols: positions, value: (l, p) => table[l][p], scale,
-      rowLabels: table.map((_, l) => `${l}`), colLabels: labels, rowTitle: "layer", colTitle: "position",
-      legendTitle: "recovered", maxWidth: 520, maxHeight: 300, label: `${title}: ${table.length} layers x ${positions} positions`,
-      describe: (l, p) => `${title}, layer ${l}, position ${p} “${labels[p]}”: ${formatNumber(table[l][p])}`}));
-  };
-  if (resid) row.append(byPosition(resid, "Residual stream", "resid"));
-  if (mlp) row.append(byPosition(mlp, "MLP output", "mlp"));
-  if (heads) {
-    const count = Math.max(0, ...heads.map((r) => r.length));
-    row.append(section("Attention heads (all positions)", "heads", heatmap({rows: heads.length, cols: count,
-      value: (l, hd) => heads[l][hd], scale, rowLabels: heads.map((_, l) => `L${l}`),
-      colLabels: Array.from({length: count}, (_, hd) => `H${hd}`), rowTitle: "layer", colTitle: "head",
-      legendTitle: "recovered", maxWidth: 320, maxHeight: 320, minCell: 8,
-      label: `attention heads: ${heads.length} layers x ${count} heads`,
-      describe: (l, hd) => `L${l} H${hd}: ${formatNumber(heads[l][hd])}`})));
-  }
+  if (resid) row.append(positionHeatmap(resid, {title: "Residual stream", role: "resid", tokens, scale}));
+  if (mlp) row.append(positionHeatmap(mlp, {title: "MLP output", role: "mlp", tokens, scale}));
+  if (heads) row.append(headHeatmap(heads, {title: "Attention heads (all positions)", role: "heads", scale}));
   el.append(row);
+}
+
+// A [layer][pos] table as a labelled heatmap section (data-role=role); also drawn by the attribution view.
+export function positionHeatmap(table, {title, role, tokens = [], scale, legendTitle = "recovered"}) {
+  const positions = Math.max(0, ...table.map((r) => r.length));
+  const labels = Array.from({length: positions}, (_, p) => visibleText(tokenText(tokens[p]) ?? `${p}`));
+  return section(title, role, heatmap({rows: table.length, cols: positions, value: (l, p) => table[l][p], scale,
+    rowLabels: table.map((_, l) => `${l}`), colLabels: labels, rowTitle: "layer", colTitle: "position",
+    legendTitle, maxWidth: 520, maxHeight: 300, label: `${title}: ${table.length} layers x ${positions} positions`,
+    describe: (l, p) => `${title}, layer ${l}, position ${p} “${labels[p]}”: ${formatNumber(table[l][p])}`}));
+}
+
+// A [layer][head] table as a labelled heatmap section (data-role=role).
+export function headHeatmap(heads, {title, role, scale, legendTitle = "recovered"}) {
+  const count = Math.max(0, ...heads.map((r) => r.length));
+  return section(title, role, heatmap({rows: heads.length, cols: count,
+    value: (l, hd) => heads[l][hd], scale, rowLabels: heads.map((_, l) => `L${l}`),
+    colLabels: Array.from({length: count}, (_, hd) => `H${hd}`), rowTitle: "layer", colTitle: "head",
+    legendTitle, maxWidth: 320, maxHeight: 320, minCell: 8,
+    label: `${title}: ${heads.length} layers x ${count} heads`,
+    describe: (l, hd) => `L${l} H${hd}: ${formatNumber(heads[l][hd])}`}));
 }
 
 const section = (title, role, body) => h("section", {"data-role": role}, h("div", {class: "nsv-title", text: title}), body);
