@@ -1,6 +1,6 @@
 """Attribution patching benchmark: one forward-and-backward against the patching sweep.
 
-    python bench/attribution.py [--positions 64] [--repeats 3]
+    python bench/attribution.py [--positions 64] [--repeats 3] [--browser] [--browser-threads 1]
 
 On the GPT-2-small-shaped random model of bench/forward.py (``GPT2Config()`` defaults,
 seeded weights in ``bench/.cache/gpt2-small-random/``), at 1 x ``positions`` tokens:
@@ -16,6 +16,12 @@ seeded weights in ``bench/.cache/gpt2-small-random/``), at 1 x ``positions`` tok
 * **grad cache memory**: the peak RSS increase of ``run_with_grad_cache`` with every hook
   point kept at 1 x 128 (the kernel's high-water mark reset first), and the bytes of the
   activations and gradients it returns.
+
+With ``--browser``, the sweep and attribution patching run again in headless Chromium, in the
+app's own worker on the cpu backend (wasm, ``--browser-threads``), on the site ``build.py
+build`` writes (bench/browser.py's page and model files), timed to a readback of the scores;
+and the grad cache's memory there is the peak RSS increase of Chromium's renderer processes
+(their high-water marks reset first) while it runs.
 
 The goal (printed as PASS/FAIL; the exit status is 0 either way): atp at least 20x faster
 than the sweep. Times are medians of ``--repeats`` runs after one warm-up. The BLAS kernel
@@ -90,10 +96,118 @@ def _torch_atp(hf, clean, corrupted, answer, wrong, n_heads):
             handle.remove()
 
 
+# In the worker: the model from the page's site, the two timings and the grad cache.
+BROWSER_SETUP = """
+import time
+from neuroscope import TransformerModel
+from neuroscope.analysis import attribution_patching, get_act_patch_attn_head_out_all_pos, logit_diff_metric
+
+model = TransformerModel.from_huggingface(location)
+metric = logit_diff_metric(answer, wrong)
+names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+
+
+def sweep():
+    _, clean_cache = model.run_with_cache(clean, names_filter=names)
+    return get_act_patch_attn_head_out_all_pos(model, corrupted, clean_cache, metric, progress=False)
+
+
+def atp():
+    return attribution_patching(model, clean, corrupted, metric, nodes="heads")
+
+
+async def timed(which, count):
+    fn = sweep if which == "sweep" else atp
+    times, scores = [], None
+    for _ in range(count):
+        began = time.perf_counter()
+        scores = await fn().tolist_async()
+        times.append(time.perf_counter() - began)
+    return {"times": times, "scores": scores, "base": metric(model(corrupted)).item()}
+
+
+def grad_cache(tokens):
+    _, cache, grads = model.run_with_grad_cache(tokens, metric)
+    return sum(cache[n].size + grads[n].size for n in cache) * 4 / 2 ** 20
+
+
+len(model.hook_names())
+"""
+
+
+def _renderers():
+    """Chromium's renderer processes (the page and its workers run there)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read()  # Chromium rewrites its own as one space-separated string
+        except OSError:
+            continue
+        if entry.isdigit() and b"chrom" in command.split(b" ")[0] and b"--type=renderer" in command:
+            pids.append(int(entry))
+    return pids
+
+
+def _process_kib(pid, field):
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE).group(1))
+
+
+def browser_section(args, clean, corrupted, answer, wrong, long, spearman):
+    """The sweep and attribution patching in the app's worker on the cpu backend; the grad cache's peak."""
+    import tempfile
+
+    import numpy as np
+
+    from browser import bench_page
+    from browser_setup import MODEL_URL_PATH, prepare_onnx
+    prepare_onnx()  # the page's site links the graph of bench/browser.py
+    out, name = {"threads": args.browser_threads}, "neuroscope cpu"
+    with tempfile.TemporaryDirectory(prefix="neuroscope-bench-") as folder, bench_page(folder) as bench:
+        info = bench.call("startNeuroScope", name, {"backend": "cpu", "threads": args.browser_threads})
+        out["threads_booted"] = info.get("threads")
+        bench.call("python", name, BROWSER_SETUP, {
+            "location": f"{bench.base_url}/{MODEL_URL_PATH}", "clean": clean.tolist(),
+            "corrupted": corrupted.tolist(), "answer": answer, "wrong": wrong})
+        for which, count in (("sweep", max(1, args.repeats // 2)), ("atp", args.repeats)):
+            bench.call("python", name, f"await timed({which!r}, 1)")  # warm-up (bakes sessions)
+            reply = bench.call("python", name, f"await timed({which!r}, {count})")
+            out[f"{which}_s"] = statistics.median(reply["times"])
+            out[f"{which}_scores"], out["base"] = reply["scores"], reply["base"]
+            print(f"  browser {which}: {', '.join(f'{t:.1f}' for t in reply['times'])} s", flush=True)
+        exact = np.asarray(out.pop("sweep_scores")) - out.pop("base")
+        out["spearman_atp_vs_sweep"] = spearman(exact, np.asarray(out.pop("atp_scores")))
+        bench.call("python", name, "grad_cache(tokens)", {"tokens": long.tolist()})  # warm-up
+        pids = _renderers()
+        if not pids:
+            raise RuntimeError("no Chromium renderer process found under /proc to measure")
+        for pid in pids:
+            with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")
+        before = {pid: _process_kib(pid, "VmRSS") for pid in pids}
+        kept = bench.call("python", name, "grad_cache(tokens)", {"tokens": long.tolist()})
+        rise = [_process_kib(pid, "VmHWM") - before[pid] for pid in pids]
+        out.update(grad_cache_peak_mib=max(rise) / 1024, grad_cache_kept_mib=kept,
+                   renderer_rss_mib=max(_process_kib(pid, "VmRSS") for pid in pids) / 1024)
+        bench.stop(name)
+    out["sweep_over_atp"] = out["sweep_s"] / out["atp_s"]
+    return out
+
+
+def _spearman(a, b):
+    import numpy as np
+    ranks = [np.argsort(np.argsort(np.ravel(x))) for x in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--positions", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--browser", action="store_true", help="also on the browser's cpu backend")
+    parser.add_argument("--browser-threads", type=int, default=1,
+                        help="wasm threads of the browser's cpu backend")
     args = parser.parse_args(argv)
     import numpy as np
 
@@ -126,8 +240,7 @@ def main(argv=None):
     results["atp_s"] = _median_s(atp, args.repeats)
     exact, estimate = sweep().numpy(), atp().numpy()
     base = metric(model(corrupted)).item()
-    ranks = [np.argsort(np.argsort(x.ravel())) for x in (exact - base, estimate)]
-    results["spearman_atp_vs_sweep"] = float(np.corrcoef(*ranks)[0, 1])
+    results["spearman_atp_vs_sweep"] = _spearman(exact - base, estimate)
     try:
         import torch
         from transformers import GPT2LMHeadModel
@@ -165,6 +278,19 @@ def main(argv=None):
           "activations and gradients")
     print(f"{'PASS' if ratio >= GOAL else 'FAIL'}: attribution patching {ratio:.1f}x faster than the sweep "
           f"(goal {GOAL:.0f}x)")
+    if args.browser:
+        web = results["browser"] = browser_section(args, clean, corrupted, answer, wrong, long, _spearman)
+        print(f"browser, cpu backend (wasm, {web['threads_booted']} thread(s)), same prompts:")
+        print(f"  all-heads patching sweep  {web['sweep_s'] * 1e3:9.1f} ms")
+        print(f"  attribution patching      {web['atp_s'] * 1e3:9.1f} ms   "
+              f"sweep / atp = {web['sweep_over_atp']:.1f}x "
+              f"(rank correlation {web['spearman_atp_vs_sweep']:.3f})")
+        print(f"  run_with_grad_cache, every hook point, 1x128: renderer peak "
+              f"+{web['grad_cache_peak_mib']:.0f} MiB RSS for {web['grad_cache_kept_mib']:.0f} MiB of "
+              "activations and gradients (renderer at "
+              f"{web['renderer_rss_mib']:.0f} MiB after)")
+        print(f"{'PASS' if web['sweep_over_atp'] >= GOAL else 'FAIL'}: in the browser attribution patching "
+              f"{web['sweep_over_atp']:.1f}x faster than the sweep (goal {GOAL:.0f}x)")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as out:
         json.dump(results, out, indent=2)

@@ -34,6 +34,7 @@ onnxruntime-web's full-graph forward at the same thread count, at 1x128.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -131,6 +132,30 @@ class Bench:
         flat = [token for row in tokens for token in row]
         return self.call("timeOrt", name, {"tokens": flat, "batch": len(tokens), "positions": len(tokens[0]),
                                            "warmup": warmup, "repeats": repeats})
+
+
+@contextlib.contextmanager
+def bench_page(folder):
+    """build_site(folder) served from localhost and bench/browser_page.html open in headless
+    Chromium, cross-origin isolated (wasm threads need it): yields its Bench."""
+    from playwright.sync_api import sync_playwright
+    server, base_url = build.serve_in_thread(build_site(folder))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"),
+                                                 args=build.CHROMIUM_FLAGS, headless=True)
+            try:
+                page = browser.new_context().new_page()
+                page.goto(f"{base_url}/bench/browser_page.html")
+                page.wait_for_function("window.bench !== undefined")
+                if not page.evaluate("window.bench.crossOriginIsolated"):
+                    raise RuntimeError("the page is not cross-origin isolated: wasm threads would not work")
+                yield Bench(page, base_url)
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def make_tokens(batch, positions, seed=0):
@@ -316,32 +341,15 @@ def main(argv=None):
     print(f"model: {os.path.relpath(MODEL_DIR, ROOT)} ({'created' if prepare_model() else 'reused'}); "
           f"ONNX graph: {os.path.relpath(ONNX_PATH, ROOT)} ({'exported' if prepare_onnx() else 'reused'})",
           flush=True)
-    from playwright.sync_api import sync_playwright
-
     tokens, small_tokens = make_tokens(1, args.positions), make_tokens(1, args.gpu_positions)
     results = Results()
     crashed = False
-    with tempfile.TemporaryDirectory(prefix="neuroscope-bench-") as folder:
-        server, base_url = build.serve_in_thread(build_site(folder))
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"),
-                                                     args=build.CHROMIUM_FLAGS, headless=True)
-                page = browser.new_context().new_page()
-                page.goto(f"{base_url}/bench/browser_page.html")
-                page.wait_for_function("window.bench !== undefined")
-                if not page.evaluate("window.bench.crossOriginIsolated"):
-                    raise RuntimeError("the page is not cross-origin isolated: wasm threads would not work")
-                bench = Bench(page, base_url)
-                log(f"page up at {base_url}/bench/browser_page.html (cross-origin isolated)")
-                for threads in thread_counts:
-                    run_threads(bench, results, threads, args, tokens, small_tokens)
-                for backend in args.gpu_backends:
-                    crashed |= not run_gpu(bench, results, backend, args, small_tokens)
-                browser.close()
-        finally:
-            server.shutdown()
-            server.server_close()
+    with tempfile.TemporaryDirectory(prefix="neuroscope-bench-") as folder, bench_page(folder) as bench:
+        log(f"page up at {bench.base_url}/bench/browser_page.html (cross-origin isolated)")
+        for threads in thread_counts:
+            run_threads(bench, results, threads, args, tokens, small_tokens)
+        for backend in args.gpu_backends:
+            crashed |= not run_gpu(bench, results, backend, args, small_tokens)
 
     print()
     print_table(results)

@@ -320,6 +320,21 @@ def _logit_diff(model, hooks, prompt=SWAPPED):
     return logits[mary] - logits[john]
 
 
+def _check_cells(model, result, expected, positions, **tolerance):
+    """The shapes of a patching-like result and its cells at ``positions`` (and the last) of both
+    layers and every head, against ``expected(hook_name, position=None, head=None)``."""
+    n = model.to_tokens(PROMPT).shape[1]
+    assert np.shape(result["resid"]) == (2, n) and np.shape(result["mlp"]) == (2, n)
+    assert np.shape(result["heads"]) == (2, 4)
+    for layer in range(2):
+        for position in (*positions, n - 1):
+            for key, name in (("resid", f"blocks.{layer}.hook_resid_pre"), ("mlp", f"blocks.{layer}.hook_mlp_out")):
+                assert result[key][layer][position] == pytest.approx(expected(name, position), **tolerance)
+        for head in range(4):
+            assert result["heads"][layer][head] == pytest.approx(
+                expected(f"blocks.{layer}.attn.hook_z", head=head), **tolerance)
+
+
 def test_patch_cells_by_hand(model, patched):
     result, _ = patched
     _, clean = model.run_with_cache(PROMPT)
@@ -336,18 +351,7 @@ def test_patch_cells_by_hand(model, patched):
         value = _logit_diff(model, [FunctionHook(name, fn)])
         return (value - corrupted_diff) / (clean_diff - corrupted_diff)
 
-    n = model.to_tokens(PROMPT).shape[1]
-    assert np.shape(result["resid"]) == (2, n) and np.shape(result["mlp"]) == (2, n)
-    assert np.shape(result["heads"]) == (2, 4)
-    for layer in range(2):
-        for position in (3, 5, n - 1):
-            assert result["resid"][layer][position] == pytest.approx(
-                patched_at(f"blocks.{layer}.hook_resid_pre", position), rel=1e-3, abs=1e-4)
-            assert result["mlp"][layer][position] == pytest.approx(
-                patched_at(f"blocks.{layer}.hook_mlp_out", position), rel=1e-3, abs=1e-4)
-        for head in range(4):
-            assert result["heads"][layer][head] == pytest.approx(
-                patched_at(f"blocks.{layer}.attn.hook_z", head=head), rel=1e-3, abs=1e-4)
+    _check_cells(model, result, patched_at, (3, 5), rel=1e-3, abs=1e-4)
     # Positions where the prompts agree carry nothing at layer 0; the swapped names carry everything.
     # (Cells share batched forward passes, so "nothing" is 0 to float32 rounding.)
     assert result["resid"][0][0] == pytest.approx(0, abs=1e-4) and result["resid"][0][1] == pytest.approx(0, abs=1e-4)
@@ -396,18 +400,7 @@ def test_attribute_cells_are_directional_derivatives(model, attributed):
             return _logit_diff(model, [FunctionHook(name, fn)])
         return (moved(eps) - moved(-eps)) / (2 * eps) / scale
 
-    n = model.to_tokens(PROMPT).shape[1]
-    assert np.shape(result["resid"]) == (2, n) and np.shape(result["mlp"]) == (2, n)
-    assert np.shape(result["heads"]) == (2, 4)
-    for layer in range(2):
-        for position in (3, 8, n - 1):
-            assert result["resid"][layer][position] == pytest.approx(
-                derivative(f"blocks.{layer}.hook_resid_pre", position), rel=1e-2, abs=1e-3)
-            assert result["mlp"][layer][position] == pytest.approx(
-                derivative(f"blocks.{layer}.hook_mlp_out", position), rel=1e-2, abs=1e-3)
-        for head in range(4):
-            assert result["heads"][layer][head] == pytest.approx(
-                derivative(f"blocks.{layer}.attn.hook_z", head=head), rel=1e-2, abs=1e-3)
+    _check_cells(model, result, derivative, (3, 8), rel=1e-2, abs=1e-3)
     assert result["resid"][0][0] == 0 and result["resid"][0][1] == 0  # the prompts agree there
     assert result["tokens"] == model.to_str_tokens(PROMPT) and result["method"] == "atp"
 
@@ -439,27 +432,22 @@ def test_attribute_eap_ig_layer_zero_sums_to_the_whole_effect(model):
 
 
 def test_attribute_errors(model):
-    n = model.to_tokens(PROMPT).shape[1]
-    m = model.to_tokens("The capital of France is").shape[1]
-    with pytest.raises(ValueError, match=f"the clean prompt is {n} tokens and the corrupted prompt {m}; attribution"):
-        lens.attribute(model, PROMPT, "The capital of France is", " Mary", " John")
-    with pytest.raises(ValueError, match="nothing to normalise"):
-        lens.attribute(model, PROMPT, PROMPT, " Mary", " John")
     with pytest.raises(ValueError, match=r"method='eap'; the attribution view offers \['atp', 'eap-ig'\]"):
         lens.attribute(model, PROMPT, SWAPPED, " Mary", " John", method="eap")
     with pytest.raises(ValueError, match="saliency_steps=0; expected a positive integer"):
         lens.attribute(model, PROMPT, SWAPPED, " Mary", " John", saliency_steps=0)
 
 
-def test_patch_errors(model):
+@pytest.mark.parametrize("view, what", [(lens.patch, "activation patching"), (lens.attribute, "attribution")])
+def test_prompt_pair_errors(model, view, what):
     n = model.to_tokens(PROMPT).shape[1]
     m = model.to_tokens("The capital of France is").shape[1]
-    with pytest.raises(ValueError, match=f"the clean prompt is {n} tokens and the corrupted prompt {m}"):
-        lens.patch(model, PROMPT, "The capital of France is", " Mary", " John")
+    with pytest.raises(ValueError, match=f"the clean prompt is {n} tokens and the corrupted prompt {m}; {what}"):
+        view(model, PROMPT, "The capital of France is", " Mary", " John")
     with pytest.raises(ValueError, match="nothing to normalise"):
-        lens.patch(model, PROMPT, PROMPT, " Mary", " John")
+        view(model, PROMPT, PROMPT, " Mary", " John")
     with pytest.raises(TypeError, match="expected a non-empty string"):
-        lens.patch(model, PROMPT, SWAPPED, None, " John")
+        view(model, PROMPT, SWAPPED, None, " John")
 
 
 # -- neurons and sample texts ----------------------------------------------------------
