@@ -4,6 +4,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 ``import neuroscope`` never imports numpy; the numpy backend loads on first use.
 """
 
+from .analysis.circuits import Circuit, CircuitFinder
 from .analysis.neurons import NeuronAnalyzer, NeuronSummary
 from .analysis.probes import LinearProbe, probe_layers
 from .autograd import enable_grad, no_grad
@@ -51,7 +52,8 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "Dataset", "DatasetError",
+    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "Circuit", "CircuitFinder", "Dataset",
+    "DatasetError",
     "FunctionHook",
     "FunctionIntervention",
     "HookManager", "HookPoint", "Intervention", "InterventionHook", "InvalidIndexError", "InvalidTokenError",

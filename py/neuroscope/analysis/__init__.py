@@ -25,6 +25,7 @@ from .attention import (
     repeated_random_tokens,
 )
 from .attribution import EdgeAttribution, attribution_patching
+from .circuits import Circuit, CircuitFinder
 from .common import MissingActivationError, Slice
 from .lens import (
     accumulated_resid,
@@ -57,6 +58,7 @@ from .saliency import TokenSaliency, integrated_gradients
 
 __all__ = [
     "SWEEPS", "AttentionAnalysis", "AttentionAnalyzer", "AttentionEntropy", "AttentionMetric",
+    "Circuit", "CircuitFinder",
     "DetectionScore", "DuplicateTokenScore", "EdgeAttribution", "attribution_patching",
     "InductionScore", "LogitLensTable", "MissingActivationError", "TokenSaliency", "integrated_gradients",
     "PreviousTokenScore", "ProgressBar", "Slice", "accumulated_resid", "apply_ln_to_stack",

@@ -10,7 +10,7 @@ Hugging Face transformers (numerics), nanoGPT (structure).
 from ..args import as_layer, is_integer
 from ..backends import get_backend
 from ..cache import ActivationCache
-from ..errors import InvalidTokenError
+from ..errors import InvalidTokenError, LayerNotFoundError, ShapeError
 from ..hooks import CachingHook, GradientHook, HookManager
 from ..names import component_name
 from ..tensor import Tensor, arange, as_tensor, matmul
@@ -174,14 +174,36 @@ class TransformerModel:
         resid = self.embed.forward(tokens)  # [b, p, d]
         if self.pos_embed is not None:
             resid = resid + self.pos_embed.forward(positions)
+        logits, presents = self._blocks_forward(resid, 0, mask, positions, past_key_values)
+        return ModelOutput(logits, presents if use_cache else None)
+
+    def _blocks_forward(self, resid, start, mask, positions, past_key_values=None):
         presents = []
-        for layer, block in enumerate(self.blocks):
+        for layer, block in enumerate(self.blocks[start:], start):
             past = past_key_values[layer] if past_key_values else None
             resid, present = block.forward(resid, mask, positions, past)
             presents.append(present)
-        resid = self.ln_final.forward(resid)
-        logits = self.unembed(resid)
-        return ModelOutput(logits, presents if use_cache else None)
+        return self.unembed(self.ln_final.forward(resid)), presents
+
+    def run_from_layer(self, resid, start_at_layer, attention_mask=None):
+        """Logits from ``resid`` ``[b, p, d]`` taken as ``blocks.{start_at_layer}.hook_resid_pre``
+        (TransformerLens' ``start_at_layer``): the blocks from that layer on, then the final norm
+        and the unembedding, with the hooks in place (those of earlier layers do not run).
+        ``attention_mask [b, p]`` as in ``forward``; no key/value cache."""
+        n_layers = self.cfg.n_layers
+        if isinstance(start_at_layer, bool) or not isinstance(start_at_layer, int) or \
+                not 0 <= start_at_layer <= n_layers:
+            raise LayerNotFoundError(start_at_layer, n_layers, expected=f"0-{n_layers} (start_at_layer)")
+        resid = as_tensor(resid, backend=self.backend)
+        if resid.ndim != 3 or resid.shape[2] != self.cfg.d_model:
+            raise ShapeError(f"resid has shape {list(resid.shape)}; expected [batch, pos, "
+                             f"{self.cfg.d_model}]")
+        batch, n_new = resid.shape[0], resid.shape[1]
+        if self.cfg.positional == "learned" and n_new > self.cfg.n_ctx:
+            raise InvalidTokenError(f"sequence of {n_new} positions exceeds the model's context of "
+                                    f"{self.cfg.n_ctx} positions")
+        mask, positions = self._mask_and_positions(attention_mask, batch, 0, n_new)
+        return self._blocks_forward(resid, start_at_layer, mask, positions)[0]
 
     def unembed(self, resid):
         """``resid [b, p, d]`` -> logits ``[b, p, v]``."""
