@@ -284,8 +284,7 @@ def test_a_dataset_and_lens_pairs_are_accepted(demo):
     pairs = runs.PromptPairs(demo, list(dataset)[:3])
     from neuroscope.lens import demo_prompts
     lens_pairs = demo_prompts(demo, count=3)["ioi"]
-    from neuroscope.analysis.circuits import _records
-    assert [r["prompt"] for r in _records(lens_pairs)] == [r["clean"] for r in lens_pairs]
+    assert [r["prompt"] for r in runs.as_records(lens_pairs)] == [r["clean"] for r in lens_pairs]
     assert len(pairs) == 3
 
 

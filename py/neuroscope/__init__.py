@@ -5,6 +5,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 """
 
 from .analysis.circuits import Circuit, CircuitFinder
+from .analysis.hypothesis import Hypothesis, HypothesisTester
 from .analysis.neurons import NeuronAnalyzer, NeuronSummary
 from .analysis.probes import LinearProbe, probe_layers
 from .autograd import enable_grad, no_grad
@@ -56,7 +57,8 @@ __all__ = [
     "DatasetError",
     "FunctionHook",
     "FunctionIntervention",
-    "HookManager", "HookPoint", "Intervention", "InterventionHook", "InvalidIndexError", "InvalidTokenError",
+    "HookManager", "HookPoint", "Hypothesis", "HypothesisTester", "Intervention", "InterventionHook",
+    "InvalidIndexError", "InvalidTokenError",
     "LayerNotFoundError", "LinearProbe",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",
     "NeuroScopeError",

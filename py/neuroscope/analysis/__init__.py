@@ -27,6 +27,7 @@ from .attention import (
 from .attribution import EdgeAttribution, attribution_patching
 from .circuits import Circuit, CircuitFinder
 from .common import MissingActivationError, Slice
+from .hypothesis import Hypothesis, HypothesisResult, HypothesisTester
 from .lens import (
     accumulated_resid,
     apply_ln_to_stack,
@@ -58,7 +59,7 @@ from .saliency import TokenSaliency, integrated_gradients
 
 __all__ = [
     "SWEEPS", "AttentionAnalysis", "AttentionAnalyzer", "AttentionEntropy", "AttentionMetric",
-    "Circuit", "CircuitFinder",
+    "Circuit", "CircuitFinder", "Hypothesis", "HypothesisResult", "HypothesisTester",
     "DetectionScore", "DuplicateTokenScore", "EdgeAttribution", "attribution_patching",
     "InductionScore", "LogitLensTable", "MissingActivationError", "TokenSaliency", "integrated_gradients",
     "PreviousTokenScore", "ProgressBar", "Slice", "accumulated_resid", "apply_ln_to_stack",

@@ -92,6 +92,30 @@ def reader(downstream):
     return downstream[:3] if downstream[0] == "head" else downstream
 
 
+def as_records(examples):
+    """Records in the ``prompt`` / ``corrupted_prompt`` / ``answer`` / ``incorrect`` format."""
+    if isinstance(examples, PromptPairs):
+        return examples.examples
+    if isinstance(examples, (str, bytes)) or not hasattr(examples, "__iter__"):
+        raise ExampleError(f"examples={examples!r}; expected a Dataset or a list of records")
+    out = []
+    for index, record in enumerate(examples):
+        if not isinstance(record, dict):
+            raise ExampleError(
+                f"example {index} is {type(record).__name__}; expected a record (dict) with "
+                "'prompt', 'corrupted_prompt', 'answer', 'incorrect'"
+            )
+        if "prompt" not in record and "clean" in record:
+            record = {
+                **record,
+                "prompt": record["clean"],
+                "corrupted_prompt": record.get("corrupted"),
+                "incorrect": record.get("wrong"),
+            }
+        out.append(record)
+    return out
+
+
 class PromptPairs:
     """Clean/corrupted prompt pairs as one right-padded batch, with their metric.
 
@@ -103,22 +127,23 @@ class PromptPairs:
     ``b`` examples (a list of records) and returning one value per example.
     """
 
-    def __init__(self, model, examples, metric=None):
+    def __init__(self, model, examples, metric=None, corrupted=True):
         self.model, self.cfg = model, model.cfg
         self.examples = [dict(record) for record in examples]
         if not self.examples:
             raise ExampleError("no examples: expected records with 'prompt' and 'corrupted_prompt'")
         self.custom_metric = metric
-        clean, corrupted, self.lengths = [], [], []
+        clean, corrupt, self.lengths = [], [], []
+        keys = ("prompt", "corrupted_prompt") if corrupted else ("prompt",)
         for index, record in enumerate(self.examples):
-            pair = [self._tokens(record, key, index) for key in ("prompt", "corrupted_prompt")]
-            if len(pair[0]) != len(pair[1]):
+            pair = [self._tokens(record, key, index) for key in keys]
+            if corrupted and len(pair[0]) != len(pair[1]):
                 raise ExampleError(
                     f"example {index} ({record['prompt']!r}): the clean prompt has {len(pair[0])} tokens "
                     f"and the corrupted prompt {record['corrupted_prompt']!r} {len(pair[1])}; a pair must "
                     "have the same token length")
             clean.append(pair[0])
-            corrupted.append(pair[1])
+            corrupt.append(pair[-1])
             self.lengths.append(len(pair[0]))
         if metric is None:
             self.answers = [self._answer(r, "answer", index) for index, r in enumerate(self.examples)]
@@ -132,14 +157,13 @@ class PromptPairs:
         width = max(self.lengths)
         pad = model.pad_id()
         backend = model.backend
-        self.clean = as_tensor(
-            [row + [pad] * (width - len(row)) for row in clean], dtype="int64", backend=backend
-        )
-        self.corrupted = as_tensor(
-            [row + [pad] * (width - len(row)) for row in corrupted], dtype="int64", backend=backend
-        )
+        self.clean = as_tensor([row + [pad] * (width - len(row)) for row in clean], dtype="int64",
+                               backend=backend)
+        self.corrupted = as_tensor([row + [pad] * (width - len(row)) for row in corrupt], dtype="int64",
+                                   backend=backend) if corrupted else None
         self.n, self.width = len(self.examples), width
         self._corrupt = self._clean = None
+        self._sources = {}
 
     def __len__(self):
         return self.n
@@ -210,6 +234,8 @@ class PromptPairs:
         return self.values(self.model(self.clean))[0]
 
     def corrupted_values(self):
+        if self.corrupted is None:
+            raise ExampleError("these examples were read without corrupted prompts")
         return self.values(self.model(self.corrupted))[0]
 
     # -- the corrupted run's activations ------------------------------------------------------
@@ -269,20 +295,60 @@ class PromptPairs:
         return max(1, TOKENS_PER_FORWARD // max(1, self.n * self.width))
 
     # -- runs ------------------------------------------------------------------------------------
-    def node_values(self, configs):
-        """For each configuration (a set of components patched from the corrupted run into the
-        clean one, at every position), the per-example metric: a list of lists."""
+    def node_values(self, configs, source="corrupted"):
+        """For each configuration (a set of components), the per-example metric of the clean run
+        with those components' outputs (at every position) replaced by ``source``: their
+        outputs on the corrupted prompts (``"corrupted"``), their mean over the examples at each
+        position (``"mean"``, over the examples long enough to have it) or zero (``"zero"``).
+        Returns a list (one per configuration) of per-example lists."""
+        sources = self.sources(source)
         out = []
         step = self.copies_per_forward()
-        self.corrupt  # noqa: B018 -- the corrupted run, before any hook of ours is in place
         for start in range(0, len(configs), step):
-            chunk = [set(config) for config in configs[start : start + step]]
-            out += self._node_run(chunk)
+            chunk = [set(config) for config in configs[start:start + step]]
+            out += self._node_run(chunk, sources)
         return out
 
-    def _node_run(self, configs):
+    def sources(self, source):
+        """``{("z", l): [n, p, h, e], ("mlp", l): [n, p, d]}``: what ``node_values`` puts in."""
+        if source not in self._sources:
+            if source == "corrupted":
+                if self.corrupted is None:
+                    raise ExampleError("these examples were read without corrupted prompts")
+                corrupt = self.corrupt
+                self._sources[source] = {key: value for key, value in corrupt.items()
+                                         if key[0] in ("z", "mlp")}
+            elif source in ("mean", "zero"):
+                names = {
+                    (kind, layer): act_name("z" if kind == "z" else "mlp_out", layer)
+                    for layer in range(self.cfg.n_layers)
+                    for kind in ("z", "mlp")
+                }
+                cache = self.model.run_with_cache(self.clean, names_filter=list(names.values()))[1]
+                self._sources[source] = {
+                    key: self._mean(cache[name]) if source == "mean" else cache[name] * 0.0
+                    for key, name in names.items()
+                }
+            else:
+                raise ValueError(f"source={source!r}; expected 'corrupted', 'mean' or 'zero'")
+        return self._sources[source]
+
+    def _mean(self, activation):
+        """The mean over the examples at each position (over those whose prompt reaches it),
+        repeated for every example: ``[n, p, ...]``."""
+        shape = activation.shape
+        valid = [
+            [[1.0 if position < length else 0.0] for position in range(self.width)] for length in self.lengths
+        ]
+        weights = as_tensor(valid, backend=activation.backend)  # [n, p, 1]
+        flat = activation.reshape(shape[0], shape[1], -1)
+        mean = (flat * weights).sum(axis=0) / weights.sum(axis=0)  # [p, features]
+        return mean.unsqueeze(0).broadcast_to(*flat.shape).reshape(*shape)
+
+    def _node_run(self, configs, sources):
         cfg, copies = self.cfg, len(configs)
         rows = self._rows(copies)
+        backend = self.model.backend
         hooks = []
         for layer in range(cfg.n_layers):
             heads = [
@@ -290,19 +356,14 @@ class PromptPairs:
             ]
             if any(any(row) for row in heads):
                 mask = (
-                    as_tensor(
-                        [[[[v] for v in row]] for row in heads for _ in range(self.n)],
-                        backend=self.model.backend,
-                    )
+                    as_tensor([[[[v] for v in row]] for row in heads for _ in range(self.n)], backend=backend)
                     > 0.5
                 )  # [C*n, 1, h, 1]
-                hooks.append((act_name("z", layer), _replace(mask, self.corrupt[("z", layer)], rows)))
+                hooks.append((act_name("z", layer), _replace(mask, sources[("z", layer)], rows)))
             mlps = [1.0 if mlp(layer) in config else 0.0 for config in configs]
             if any(mlps):
-                mask = (
-                    as_tensor([[[v]] for v in mlps for _ in range(self.n)], backend=self.model.backend) > 0.5
-                )
-                hooks.append((act_name("mlp_out", layer), _replace(mask, self.corrupt[("mlp", layer)], rows)))
+                mask = as_tensor([[[v]] for v in mlps for _ in range(self.n)], backend=backend) > 0.5
+                hooks.append((act_name("mlp_out", layer), _replace(mask, sources[("mlp", layer)], rows)))
         tokens = self.clean.take(rows, axis=0) if copies > 1 else self.clean
         return self.values(self.model.run_with_hooks(tokens, fwd_hooks=hooks))
 

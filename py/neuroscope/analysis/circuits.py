@@ -42,7 +42,7 @@ import math
 from ..progress import progress_reporter
 from ..tensor import as_tensor
 from . import circuit_runs as runs
-from .circuit_runs import EMBED, LOGITS, ExampleError, PromptPairs
+from .circuit_runs import EMBED, LOGITS, ExampleError, PromptPairs, as_records
 
 METHODS = ("activation_patching", "path_patching", "acdc", "eap", "eap-ig")
 SPEC_VERSION = 1
@@ -116,7 +116,7 @@ class Circuit:
         ``{"faithfulness", "full", "circuit", "corrupted"}`` with the means of the metric."""
         model = self._need_model("evaluate()")
         pairs = examples if isinstance(examples, PromptPairs) else \
-            PromptPairs(model, _records(examples), metric)
+            PromptPairs(model, as_records(examples), metric)
         full, corrupted, circuit = (
             _mean(v) for v in pairs.node_values([set(), set(runs.components(model.cfg)), set(self.outside())])
         )
@@ -297,7 +297,7 @@ class CircuitFinder:
             raise ValueError(f"ig_steps={ig_steps!r}; expected a positive integer")
         if examples is None:
             examples = builtin_examples(task, self.model)
-        pairs = PromptPairs(self.model, _records(examples), metric)
+        pairs = PromptPairs(self.model, as_records(examples), metric)
         full, corrupted = _mean(pairs.clean_values()), _mean(pairs.corrupted_values())
         effect = full - corrupted
         if not abs(effect) > 1e-6:
@@ -335,7 +335,7 @@ class CircuitFinder:
             n_heads=cfg.n_heads,
             edge_kind=kind,
         )
-        test = pairs if heldout is None else PromptPairs(self.model, _records(heldout), metric)
+        test = pairs if heldout is None else PromptPairs(self.model, as_records(heldout), metric)
         measured = circuit.evaluate(test)
         circuit.faithfulness = measured["faithfulness"]
         circuit.metric["heldout"] = {
@@ -507,30 +507,6 @@ def _from_label(label, downstream=False):
         index, kind = rest.rstrip(">").split("<")
         return ("head", int(layer), int(index), kind)
     return runs.head(int(layer), int(rest))
-
-
-def _records(examples):
-    """Records in the ``prompt`` / ``corrupted_prompt`` / ``answer`` / ``incorrect`` format."""
-    if isinstance(examples, PromptPairs):
-        return examples.examples
-    if isinstance(examples, (str, bytes)) or not hasattr(examples, "__iter__"):
-        raise ExampleError(f"examples={examples!r}; expected a Dataset or a list of records")
-    out = []
-    for index, record in enumerate(examples):
-        if not isinstance(record, dict):
-            raise ExampleError(
-                f"example {index} is {type(record).__name__}; expected a record (dict) with "
-                "'prompt', 'corrupted_prompt', 'answer', 'incorrect'"
-            )
-        if "prompt" not in record and "clean" in record:
-            record = {
-                **record,
-                "prompt": record["clean"],
-                "corrupted_prompt": record.get("corrupted"),
-                "incorrect": record.get("wrong"),
-            }
-        out.append(record)
-    return out
 
 
 def builtin_examples(task, model=None):
