@@ -94,18 +94,28 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-backgroun
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def ensure_chromium():
-    """Debian's chromium for the browser tests (apt-get, as root only)."""
-    if shutil.which("chromium"):
+def _apt_install(binary, packages, purpose):
+    """Debian packages providing ``binary`` (apt-get, as root only); says how when not root."""
+    if shutil.which(binary):
         return
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        print("chromium is not installed and this is not root: run `sudo apt-get install -y chromium`; "
-              "the browser tests fail until then", flush=True)
+        print(f"{binary} is not installed and this is not root: run `sudo apt-get install -y "
+              f"{' '.join(packages)}`; {purpose} fail until then", flush=True)
         return
-    print("+ apt-get install -y chromium", flush=True)
+    print(f"+ apt-get install -y {' '.join(packages)}", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.check_call(["apt-get", "update"], env=env)
-    subprocess.check_call(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env)
+    subprocess.check_call(["apt-get", "install", "-y", "--no-install-recommends", *packages], env=env)
+
+
+def ensure_chromium():
+    """Debian's chromium for the browser tests."""
+    _apt_install("chromium", ["chromium"], "the browser tests")
+
+
+def ensure_pdflatex():
+    """pdflatex and bibtex for the paper test (ResearchPaper.generate_latex output compiles)."""
+    _apt_install("pdflatex", ["texlive-latex-base", "texlive-latex-recommended"], "the paper tests")
 
 
 # -- the static site -------------------------------------------------------------
@@ -280,6 +290,7 @@ def command_test(extra):
     install_python_needs()
     ensure_node_modules()
     ensure_chromium()
+    ensure_pdflatex()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.join(ROOT, "py"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     return subprocess.call([sys.executable, "-m", "pytest", os.path.join(ROOT, "tests"), *extra],

@@ -46,6 +46,7 @@ from .interventions import (
     ZeroAblation,
 )
 from .model import ModelConfig, ModelOutput, TransformerModel
+from .paper import ResearchPaper
 from .names import act_name, component_name
 from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
 from .tokenizer import Tokenizer
@@ -62,7 +63,7 @@ __all__ = [
     "LayerNotFoundError", "LinearProbe",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",
     "NeuroScopeError",
-    "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "Scale", "ShapeError",
+    "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "ResearchPaper", "Scale", "ShapeError",
     "StorageKeyError", "StorageQuotaError", "Tensor",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
     "act_name", "arange", "cat", "component_name", "enable_grad", "full", "get_backend", "matmul", "no_grad",

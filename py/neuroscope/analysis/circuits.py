@@ -71,6 +71,7 @@ class Circuit:
         self.n_examples, self.n_heldout = n_examples, n_heldout
         self.n_layers, self.n_heads = n_layers, n_heads
         self.edge_kind = edge_kind
+        self.code = None  # the Python that found it (set by CircuitFinder)
 
     def components(self):
         """``("head", layer, head)`` / ``("mlp", layer)``, most important first."""
@@ -295,6 +296,7 @@ class CircuitFinder:
             raise ValueError(f"threshold={threshold!r}; expected a fraction of the full effect in [0, 1]")
         if not (isinstance(ig_steps, int) and not isinstance(ig_steps, bool) and ig_steps >= 1):
             raise ValueError(f"ig_steps={ig_steps!r}; expected a positive integer")
+        given = examples
         if examples is None:
             examples = builtin_examples(task, self.model)
         pairs = PromptPairs(self.model, as_records(examples), metric)
@@ -347,6 +349,21 @@ class CircuitFinder:
         if kept_edges is not None:
             removed = set(runs.all_edges(cfg)) - kept_edges
             circuit.edge_faithfulness = _mean(test.edge_values([removed])[0]) / measured["full"]
+        options = (
+            [repr(task)]
+            + (["examples"] if given is not None else [])
+            + [f"method={method!r}", f"threshold={threshold!r}"]
+            + (["heldout=heldout"] if heldout is not None else [])
+            + ([f"ig_steps={ig_steps}"] if method == "eap-ig" and ig_steps != 5 else [])
+        )
+        circuit.code = (
+            "from neuroscope import CircuitFinder\n\n"
+            + (examples_code(given, "examples") if given is not None else "")
+            + (examples_code(heldout, "heldout") if heldout is not None else "")
+            + ("# metric: a custom function, not reproduced here\n" if metric is not None else "")
+            + f"circuit = CircuitFinder(model).find_circuit_for({', '.join(options)})\n"
+            + "circuit.visualize()\n"
+        )
         return circuit
 
 
@@ -509,6 +526,28 @@ def _from_label(label, downstream=False):
     return runs.head(int(layer), int(rest))
 
 
+def examples_code(examples, name):
+    """Python that rebuilds ``examples`` as ``name``: a built-in ``Dataset`` by name, else the
+    records as a literal."""
+    from ..datasets import BUILTIN, Dataset
+
+    if (
+        isinstance(examples, Dataset)
+        and examples.name in BUILTIN
+        and len(examples) == len(Dataset.builtin(examples.name))
+    ):
+        return f"from neuroscope import Dataset\n{name} = Dataset.builtin({examples.name!r})\n"
+    records = [
+        {
+            key: value
+            for key, value in record.items()
+            if isinstance(value, (str, int, float, bool, list)) or value is None
+        }
+        for record in as_records(examples)
+    ]
+    return f"{name} = {records!r}\n"
+
+
 def builtin_examples(task, model=None):
     """The demo model's pairs for ``task``: ``"ioi"`` (the held-out IOI prompts and their ABC
     corruption) or ``"facts"`` (each held-out fact against another subject of its relation)."""
@@ -571,4 +610,4 @@ def _node(value):
     raise ValueError(f"node {list(value)!r}; expected a component, ['embed'] or ['logits']")
 
 
-__all__ = ["METHODS", "Circuit", "CircuitFinder", "builtin_examples"]
+__all__ = ["METHODS", "Circuit", "CircuitFinder", "builtin_examples", "examples_code"]

@@ -148,6 +148,8 @@ class HypothesisResult:
         self.n_examples, self.seed, self.draws = n_examples, seed, draws
         claimed = effect < 0 if hypothesis.direction == "decrease" else effect > 0
         self.supported = bool(p_value < 0.05 and claimed)
+        self.code = None  # the Python that ran the test (set by HypothesisTester)
+        self.code = None  # the Python that ran the test (set by HypothesisTester)
 
     def __repr__(self):
         verdict = "supported" if self.supported else "not supported"
@@ -246,18 +248,31 @@ class HypothesisTester:
         as_extreme = sum(1 for value in null if sign * value >= sign * effect - tolerance)
         p_value = (as_extreme + (0 if exact else 1)) / (len(null) + (0 if exact else 1))
         ci = _bootstrap(differences, self.bootstrap, self.seed)
-        return HypothesisResult(
-            hypothesis,
-            ablation,
-            effect,
-            ci,
-            p_value,
-            null,
-            exact,
-            (_mean(clean), _mean(ablated)),
-            pairs.n,
-            self.seed,
-            self.draws,
+        result = HypothesisResult(hypothesis, ablation, effect, ci, p_value, null, exact,
+                                  (_mean(clean), _mean(ablated)), pairs.n, self.seed, self.draws)
+        result.code = self._code(ablation)
+        return result
+
+    def _code(self, ablation):
+        from .circuits import examples_code
+        h = self.hypothesis
+        data = repr(self.dataset) if isinstance(self.dataset, str) else "dataset"
+        claim = (f"Hypothesis({[list(c) for c in h.components]!r}, ablation={ablation!r}, "
+                 f"direction={h.direction!r}, text={h.text!r})")
+        extra = "".join(
+            f", {name}={value!r}"
+            for name, value, default in (
+                ("draws", self.draws, 1000),
+                ("bootstrap", self.bootstrap, 2000),
+                ("seed", self.seed, 0),
+            )
+            if value != default
+        )
+        return (
+            "from neuroscope import Hypothesis, HypothesisTester\n\n"
+            + (examples_code(self.dataset, "dataset") if data == "dataset" else "")
+            + ("# metric: a custom function, not reproduced here\n" if h.metric is not None else "")
+            + f"result = HypothesisTester(model, {claim}, {data}{extra}).run()\nprint(result.summary())\n"
         )
 
 
