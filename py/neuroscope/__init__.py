@@ -46,8 +46,8 @@ from .interventions import (
     ZeroAblation,
 )
 from .model import ModelConfig, ModelOutput, TransformerModel
-from .paper import ResearchPaper
 from .names import act_name, component_name
+from .paper import ResearchPaper
 from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
 from .tokenizer import Tokenizer
 
