@@ -12,13 +12,14 @@ import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLoca
 import { Requests } from "./requests.js";
 import { mountStoragePanel } from "./storage_panel.js";
 import { differs, keepPrevious, previousSessions, readSession, setPrevious, writeSession } from "./session_store.js";
-import { completeState, defaultState, PROBE_COMPONENTS, repairMessage, repairState, VIEW_TITLES,
+import { CIRCUIT_METHODS, completeState, defaultState, PROBE_COMPONENTS, repairMessage, repairState, VIEW_TITLES,
   VIEWS } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
 import * as ActivationsView from "./views/activations.js";
 import * as AttributionView from "./views/attribution.js";
 import * as AttentionView from "./views/attention.js";
+import * as CircuitView from "./views/circuit.js";
 import * as LogitLensView from "./views/logit_lens.js";
 import * as NeuronsView from "./views/neurons.js";
 import * as ProbesView from "./views/probes.js";
@@ -32,16 +33,17 @@ const DRAFT_FIELDS = ["prompt", "corrupted", "answer", "wrong"];
 // The views each action draws: a failed action shows its error in them.
 const ACTION_VIEWS = {
   analysis: ["tokens", "attention", "logit_lens", "activations"], ablation: ["ablation"], patching: ["patching"],
-  attribution: ["attribution"], neurons: ["neurons"], probes: ["probes"],
+  attribution: ["attribution"], neurons: ["neurons"], probes: ["probes"], circuit: ["circuit"],
 };
+const EMPTY_RESULTS = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
+  prompts: null, circuit: null, circuitAblation: null, hypothesis: null };
 
 export class LensApp {
   constructor(root, neuroscope) {
     this.root = root;
     this.neuroscope = neuroscope;
     this.state = defaultState();
-    this.results = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
-      prompts: null };
+    this.results = { ...EMPTY_RESULTS };
     this.code = {}; // view -> the Python that produced what it shows
     this.requests = new Requests(neuroscope, { onBusy: () => this.drawBusy(),
       onFailure: (what, text) => { this.message(text, "error"); this.draw(); } });
@@ -158,8 +160,7 @@ export class LensApp {
       const repaired = [...(this.state.repaired ?? []), ...repairState(this.state, info)];
       delete this.state.repaired;
       if (repaired.length) this.message(repairMessage(repaired), "warn");
-      this.results = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
-      prompts: null };
+      this.results = { ...EMPTY_RESULTS };
     } catch (error) {
       const current = this.modelInfo ? ` The current model (${this.modelInfo.name}) is still loaded.` : "";
       this.models.setStatus(`Could not load the model: ${error.pyType ?? error.name}: ${error.message}.${current}`,
@@ -232,6 +233,61 @@ export class LensApp {
     this.draw();
   }
 
+  // The circuit view: find the circuit, then ablate clicked nodes / test a hypothesis on the same pairs.
+  async findCircuit() {
+    const call = this.prepare("circuit", () => calls.findCircuit(this.state, { datasets: this.datasets.circuit() }));
+    this.code.circuit = call.code;
+    this.results.circuit = null;
+    this.results.circuitAblation = null;
+    this.state.selection.circuitAblated = [];
+    this.draw();
+    this.results.circuit = await this.run("circuit", call.run, call.globals);
+    this.draw();
+  }
+
+  async toggleCircuitNode(label) {
+    const list = this.state.selection.circuitAblated;
+    const index = list.indexOf(label);
+    if (index >= 0) list.splice(index, 1);
+    else list.push(label);
+    if (!list.length) {
+      this.results.circuitAblation = null;
+      this.draw();
+      return;
+    }
+    const call = this.prepare("circuit ablation", () => calls.ablateComponents(this.state,
+      { datasets: this.datasets.circuit() }));
+    this.code.circuit = call.code;
+    this.draw();
+    this.results.circuitAblation = await this.run("circuit ablation", call.run, call.globals);
+    this.draw();
+  }
+
+  async testHypothesis() {
+    const call = this.prepare("hypothesis", () => calls.testHypothesis(this.state,
+      { datasets: this.datasets.circuit() }));
+    this.code.circuit = call.code;
+    this.draw();
+    this.results.hypothesis = await this.run("hypothesis", call.run, call.globals);
+    this.draw();
+  }
+
+  // "Export paper": the circuit and the hypotheses tested since, as a .zip of main.tex,
+  // references.bib, the figures and the share file (neuroscope.lens.export_paper).
+  async exportPaper() {
+    const title = $("#paper-title", this.root).value.trim() || "A circuit found with NeuroScope";
+    const base = location.href.split("#")[0];
+    const call = this.prepare("paper", () => calls.exportPaper(title, base));
+    const result = await this.run("paper", call.run, call.globals);
+    const bytes = Uint8Array.from(atob(result.zip_base64), (c) => c.charCodeAt(0));
+    const link = Object.assign(document.createElement("a"), { id: "paper-download", download: result.name,
+      href: URL.createObjectURL(new Blob([bytes], { type: "application/zip" })),
+      textContent: `Download ${result.name}` });
+    $("#paper-result", this.root).replaceChildren(link, ` (${result.files.join(", ")})`);
+    link.click();
+    return result;
+  }
+
   async neurons() {
     const { neuronLayer, neuron } = this.state.selection;
     const { neuronDataset } = this.state.selection;
@@ -253,6 +309,7 @@ export class LensApp {
     }
     if (view === "neurons" && !this.results.neurons) await this.neurons();
     if (view === "probes" && !this.results.probes) await this.probes();
+    if (view === "circuit" && !this.results.circuit && !this.busy.has("circuit")) await this.findCircuit();
   }
 
   async loadDemoPrompts() {
@@ -331,11 +388,13 @@ export class LensApp {
     const action = Object.keys(ACTION_VIEWS).find((name) => ACTION_VIEWS[name].includes(view));
     const failure = this.failures[action] ?? (action !== "analysis" ? this.failures.analysis : null);
     const props = failure ? null : this.props(view);
-    const waiting = (view === "patching" || view === "attribution") && !this.results[view];
+    const waiting = (view === "patching" || view === "attribution" || view === "circuit") && !this.results[view];
     if (failure) this.showError(el, view, failure);
     else if (props) this.render(el, view, waiting ? ProgressView : VIEW_MODULES[view], props);
     else if (!this.busy.size) el.replaceChildren();
     $(`.panel[data-view="${view}"] .code code`, this.root).textContent = this.code[view] ?? "";
+    const cancel = $("#circuit-cancel", this.root);
+    if (cancel) cancel.hidden = !["circuit", "hypothesis"].some((what) => this.busy.has(what));
   }
 
   // Draws a view; a draw that throws leaves the error in the view, never a blank or an old picture.
@@ -408,6 +467,18 @@ export class LensApp {
             selection.attributionMethod = method;
             app.attribute().catch((error) => app.shown(error));
           } : undefined };
+      }
+      case "circuit": {
+        const result = results.circuit;
+        if (!result) return { label: "Finding the circuit…", done: 0, total: 1 };
+        const live = results === this.results;
+        const busy = ["circuit ablation", "hypothesis"].find((what) => this.busy.has(what)) ?? null;
+        return { svg: result.svg, components: result.components, method: result.method, threshold: result.threshold,
+          task: result.task, nExamples: result.n_examples, nHeldout: result.n_heldout, nComponents: result.n_components,
+          faithfulness: result.faithfulness, edgeFaithfulness: result.edge_faithfulness, metric: result.metric,
+          ablated: live ? selection.circuitAblated : [], ablation: live ? results.circuitAblation : null,
+          hypothesis: live ? results.hypothesis : null, busy: busy === "circuit ablation" ? "ablation" : busy,
+          onNode: live ? (label) => { app.toggleCircuitNode(label).catch((error) => app.shown(error)); } : undefined };
       }
       case "probes": {
         const result = results.probes;
@@ -496,6 +567,13 @@ export class LensApp {
     for (const name of ["prompt", "corrupted", "answer", "wrong"]) $(`#${name}`, this.root).value = this.state[name] ?? "";
     this.datasets.fill();
     if ($("#probe-component", this.root)) $("#probe-component", this.root).value = this.state.selection.probeComponent;
+    const selection = this.state.selection;
+    if ($("#circuit-method", this.root)) {
+      $("#circuit-method", this.root).value = selection.circuitMethod;
+      $("#circuit-threshold", this.root).value = String(selection.circuitThreshold);
+      $("#circuit-count", this.root).value = String(selection.circuitCount);
+      $("#hypothesis-text", this.root).value = selection.hypothesis;
+    }
   }
 
   wire() {
@@ -540,6 +618,7 @@ export class LensApp {
     });
     $("#share", this.root).addEventListener("click", () => this.share());
     this.wireProbeForm();
+    this.wireCircuitForms();
     this.wireUploads();
     const storage = $("#storage-panel", this.root);
     if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
@@ -566,7 +645,8 @@ export class LensApp {
   // then the view runs on it.
   wireUploads() {
     for (const [input, field, action] of [["#probe-upload", "probeDataset", () => this.probes()],
-      ["#neuron-upload", "neuronDataset", () => this.neurons()]]) {
+      ["#neuron-upload", "neuronDataset", () => this.neurons()],
+      ["#circuit-upload", "circuitDataset", () => this.findCircuit()]]) {
       $(input, this.root)?.addEventListener("change", async (event) => {
         const file = event.target.files[0];
         event.target.value = "";
@@ -579,6 +659,34 @@ export class LensApp {
         }
       });
     }
+  }
+
+  wireCircuitForms() {
+    const method = $("#circuit-method", this.root);
+    if (!method) return;
+    method.replaceChildren(...CIRCUIT_METHODS.map((name) => new Option(name.replace("_", " "), name)));
+    method.value = this.state.selection.circuitMethod;
+    $("#circuit-form", this.root).addEventListener("submit", (event) => {
+      event.preventDefault();
+      const threshold = Number($("#circuit-threshold", this.root).value);
+      const count = Number($("#circuit-count", this.root).value);
+      if (!(threshold >= 0 && threshold <= 1) || !Number.isSafeInteger(count) || count < 1 || count > 200) {
+        this.message(`The circuit form needs a threshold in 0-1 and 1-200 pairs, not ${JSON.stringify(
+          $("#circuit-threshold", this.root).value)} and ${JSON.stringify($("#circuit-count", this.root).value)}`,
+        "error");
+        return;
+      }
+      Object.assign(this.state.selection, { circuitDataset: $("#circuit-dataset", this.root).value,
+        circuitMethod: method.value, circuitThreshold: threshold, circuitCount: count });
+      this.findCircuit().catch((error) => this.shown(error));
+    });
+    $("#circuit-cancel", this.root).addEventListener("click", () => this.interrupt());
+    $("#hypothesis-form", this.root).addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.state.selection.hypothesis = $("#hypothesis-text", this.root).value;
+      this.testHypothesis().catch((error) => this.shown(error));
+    });
+    $("#export-paper", this.root).addEventListener("click", () => this.exportPaper().catch((error) => this.shown(error)));
   }
 
   wireProbeForm() {
@@ -661,6 +769,6 @@ export class LensApp {
 
 const VIEW_MODULES = {
   tokens: TokensView, attention: AttentionView, logit_lens: LogitLensView, activations: ActivationsView,
-  ablation: AblationView, patching: PatchingView, attribution: AttributionView, neurons: NeuronsView,
-  probes: ProbesView,
+  ablation: AblationView, patching: PatchingView, attribution: AttributionView, circuit: CircuitView,
+  neurons: NeuronsView, probes: ProbesView,
 };

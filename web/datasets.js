@@ -1,11 +1,11 @@
-// Datasets uploaded in the Lens. A file picked in the probe or neuron form is checked and
+// Datasets uploaded in the Lens. A file picked in the probe, neuron or circuit form is checked and
 // kept by Python (neuroscope.datasets.store_dataset: IndexedDB entries under "datasets/"), so
 // after a reload it is still offered in both forms, as "stored:<name>"; the storage panel
 // lists it with its size and removes it. A malformed line is refused with its line number
 // and nothing is kept.
 
 import { formatBytes, listEntries, STORAGE_CHANNEL } from "../worker/storage.js";
-import { NEURON_DATASETS, PROBE_DATASETS, STORED_PREFIX } from "./state.js";
+import { CIRCUIT_DATASETS, NEURON_DATASETS, PROBE_DATASETS, STORED_PREFIX } from "./state.js";
 
 const PREFIX = "datasets/"; // as neuroscope.datasets.dataset_storage()
 const UPLOAD = "from neuroscope import lens\nlens.upload_dataset(file_name, file_data)";
@@ -36,6 +36,7 @@ export class DatasetChoices {
   choices() { return this.stored.map((entry) => entry.choice); }
   probe() { return [...PROBE_DATASETS, ...this.choices()]; }
   neuron() { return [...NEURON_DATASETS, ...this.choices()]; }
+  circuit() { return [...CIRCUIT_DATASETS, ...this.choices()]; }
 
   // The stored datasets, read from IndexedDB, and the two forms' lists drawn again.
   async refresh() {
@@ -46,13 +47,14 @@ export class DatasetChoices {
   }
 
   fill() {
-    const { probeDataset, neuronDataset } = this.app.state.selection;
+    const { probeDataset, neuronDataset, circuitDataset } = this.app.state.selection;
     fillSelect(this.app.root.querySelector("#probe-dataset"), PROBE_DATASETS, this.stored, probeDataset);
     fillSelect(this.app.root.querySelector("#neuron-dataset"), NEURON_DATASETS, this.stored, neuronDataset);
+    fillSelect(this.app.root.querySelector("#circuit-dataset"), CIRCUIT_DATASETS, this.stored, circuitDataset);
   }
 
-  // Checks and keeps `file`, selects it in the form's `field` ("probeDataset" or
-  // "neuronDataset") and returns its entry {choice, name, examples, bytes, fields}.
+  // Checks and keeps `file`, selects it in the form's `field` ("probeDataset",
+  // "neuronDataset" or "circuitDataset") and returns its entry {choice, name, examples, bytes, fields}.
   async upload(file, field) {
     const name = storedName(file.name);
     const data = new Uint8Array(await file.arrayBuffer());

@@ -177,6 +177,73 @@ export function probes(state, { datasets, components }) {
   };
 }
 
+// The circuit view (neuroscope.lens.circuits): the selection's dataset, method, threshold and
+// number of pairs, checked here as in Python.
+const CIRCUIT_METHODS = ["activation_patching", "path_patching", "acdc", "eap", "eap-ig"];
+
+function circuitArgs(state, datasets) {
+  const { circuitDataset: dataset, circuitMethod: method, circuitThreshold: threshold, circuitCount: count } =
+    state.selection;
+  checkDataset(dataset, datasets, "circuit");
+  if (!CIRCUIT_METHODS.includes(method)) {
+    throw new TypeError(`the circuit method is ${describe(method)}; expected one of ${CIRCUIT_METHODS.join(", ")}`);
+  }
+  if (!(typeof threshold === "number" && threshold >= 0 && threshold <= 1)) {
+    throw new TypeError(`the circuit threshold is ${describe(threshold)}; expected a number in 0-1`);
+  }
+  int(count, "the number of pairs");
+  return { dataset, method, threshold, count };
+}
+
+const number = (value) => (Number.isInteger(value) ? value.toFixed(1) : String(value));
+
+export function findCircuit(state, { datasets }) {
+  const args = circuitArgs(state, datasets);
+  return {
+    code: `from neuroscope import lens\nlens.find_circuit(model, ${str(args.dataset, "dataset")}, ` +
+      `${str(args.method, "method")}, ${number(args.threshold)}, ${int(args.count, "count")})`,
+    ...withArgs(`lens.find_circuit(model, lens_args["dataset"], lens_args["method"], lens_args["threshold"], ` +
+      `lens_args["count"])`, args),
+  };
+}
+
+export function ablateComponents(state, { datasets }) {
+  const { dataset, count } = circuitArgs(state, datasets);
+  const labels = state.selection.circuitAblated ?? [];
+  labels.forEach((label, i) => {
+    if (typeof label !== "string" || !/^(L\d+H\d+|MLP\d+)$/.test(label)) {
+      throw new TypeError(`ablated node ${i} is ${describe(label)}; expected a label such as L3H6 or MLP2`);
+    }
+  });
+  return {
+    code: `from neuroscope import lens\nlens.ablate_components(model, ${str(dataset, "dataset")}, ` +
+      `${int(count, "count")}, [${labels.map((label) => str(label, "label")).join(", ")}])`,
+    ...withArgs(`lens.ablate_components(model, lens_args["dataset"], lens_args["count"], lens_args["labels"])`,
+      { dataset, count, labels }),
+  };
+}
+
+export function testHypothesis(state, { datasets }) {
+  const { dataset, count } = circuitArgs(state, datasets);
+  const hypothesis = state.selection.hypothesis;
+  str(hypothesis, "the hypothesis");
+  return {
+    code: `from neuroscope import lens\nlens.hypothesis_test(model, ${str(hypothesis, "the hypothesis")}, ` +
+      `${str(dataset, "dataset")}, ${int(count, "count")})`,
+    ...withArgs(`lens.hypothesis_test(model, lens_args["hypothesis"], lens_args["dataset"], lens_args["count"])`,
+      { hypothesis, dataset, count }),
+  };
+}
+
+export function exportPaper(title, lensUrl) {
+  str(title, "the paper's title");
+  str(lensUrl, "the Lens address");
+  return {
+    code: `from neuroscope import lens\nlens.export_paper(model, ${str(title, "title")}, lens_url=${str(lensUrl, "url")})`,
+    ...withArgs(`lens.export_paper(model, lens_args["title"], lens_url=lens_args["url"])`, { title, url: lensUrl }),
+  };
+}
+
 export function demoPrompts() {
   const code = "from neuroscope import lens\nlens.demo_prompts(model)";
   return { code, run: code, globals: {} };

@@ -5,8 +5,8 @@
 // the user clicks Run. Export/import as .ipynb (nbformat 4; view cells are code cells
 // with metadata.neuroscope.view).
 
-const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "neurons",
-  "probes"];
+const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "circuit",
+  "neurons", "probes"];
 
 export class Notebook {
   // host: {runCell(source) -> Promise<{stdout, value} | {stdout, error}>,

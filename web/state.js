@@ -7,16 +7,19 @@
 //  view: one of VIEWS,
 //  selection: {token, layer, head, scoreKind, component, neuronLayer, neuron,
 //              ablations: [{layer, head, kind} | {layer, mlp: true, kind}], ablationKind,
-//              probeDataset, probeComponent, neuronDataset, attributionMethod},
+//              probeDataset, probeComponent, neuronDataset, attributionMethod,
+//              circuitDataset, circuitMethod, circuitThreshold, circuitCount, circuitAblated: [label],
+//              hypothesis},
 //  interventions: [JSON specs of neuroscope.interventions, as the last ablation ran them],
 //  notebook: [{type: "markdown" | "code" | "view", source, view?}]}
 
 export const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution",
-  "neurons", "probes", "notebook"];
+  "circuit", "neurons", "probes", "notebook"];
 
 export const VIEW_TITLES = {
   tokens: "Tokens", attention: "Attention", logit_lens: "Logit lens", activations: "Activations",
-  ablation: "Ablation", patching: "Patching", attribution: "Attribution", neurons: "Neurons", probes: "Probes", notebook: "Notebook",
+  ablation: "Ablation", patching: "Patching", attribution: "Attribution", circuit: "Circuit", neurons: "Neurons",
+  probes: "Probes", notebook: "Notebook",
 };
 
 export const DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to";
@@ -34,6 +37,8 @@ export function defaultState() {
       token: null, layer: 0, head: 0, scoreKind: "induction", component: "residual",
       neuronLayer: 0, neuron: 0, ablations: [], ablationKind: "zero", probeDataset: PROBE_DATASETS[0],
       probeComponent: PROBE_COMPONENTS[0], neuronDataset: NEURON_DATASETS[0], attributionMethod: "atp",
+      circuitDataset: CIRCUIT_DATASETS[0], circuitMethod: CIRCUIT_METHODS[0], circuitThreshold: 0.05,
+      circuitCount: 16, circuitAblated: [], hypothesis: "Layer 3 head 6 moves the indirect object's name",
     },
     interventions: [],
     notebook: [
@@ -48,6 +53,11 @@ export const COMPONENTS = ["residual", "attention", "mlp"];
 export const ABLATION_KINDS = ["zero", "mean", "resample"];
 // As neuroscope.lens.attribution.METHODS.
 export const ATTRIBUTION_METHODS = ["atp", "eap-ig"];
+// As neuroscope.analysis.circuits.METHODS and neuroscope.lens.circuits.CIRCUIT_DATASETS.
+export const CIRCUIT_METHODS = ["activation_patching", "path_patching", "acdc", "eap", "eap-ig"];
+export const CIRCUIT_DATASETS = ["demo/ioi", "demo/facts"];
+export const MAX_CIRCUIT_COUNT = 200;
+export const COMPONENT_LABEL = /^(L(\d+)H(\d+)|MLP(\d+))$/;
 // As neuroscope.lens.PROBE_DATASETS / PROBE_COMPONENTS (py/neuroscope/lens/probes.py).
 export const PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"];
 export const PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"];
@@ -118,13 +128,39 @@ function repairSelection(selection, info, repaired) {
   }
   for (const [field, allowed] of [["scoreKind", SCORE_KINDS], ["component", COMPONENTS],
     ["ablationKind", ABLATION_KINDS], ["probeDataset", PROBE_DATASETS], ["probeComponent", PROBE_COMPONENTS],
-    ["neuronDataset", NEURON_DATASETS], ["attributionMethod", ATTRIBUTION_METHODS]]) {
-    const uploaded = (field === "probeDataset" || field === "neuronDataset") && isStoredChoice(selection[field]);
+    ["neuronDataset", NEURON_DATASETS], ["attributionMethod", ATTRIBUTION_METHODS],
+    ["circuitDataset", CIRCUIT_DATASETS], ["circuitMethod", CIRCUIT_METHODS]]) {
+    const uploaded = ["probeDataset", "neuronDataset", "circuitDataset"].includes(field) &&
+      isStoredChoice(selection[field]);
     if (!allowed.includes(selection[field]) && !uploaded) {
       repaired.push(`selection.${field} ${describe(selection[field])} (expected one of ${allowed.join(", ")})`);
       selection[field] = base[field];
     }
   }
+  const threshold = selection.circuitThreshold;
+  if (!(typeof threshold === "number" && threshold >= 0 && threshold <= 1)) {
+    repaired.push(`selection.circuitThreshold ${describe(threshold)} (expected a number in 0-1)`);
+    selection.circuitThreshold = base.circuitThreshold;
+  }
+  if (!isIndex(selection.circuitCount, MAX_CIRCUIT_COUNT + 1) || selection.circuitCount < 1) {
+    repaired.push(`selection.circuitCount ${describe(selection.circuitCount)} (expected 1-${MAX_CIRCUIT_COUNT})`);
+    selection.circuitCount = base.circuitCount;
+  }
+  if (typeof selection.hypothesis !== "string" || selection.hypothesis.length > 500) {
+    repaired.push(`selection.hypothesis ${describe(selection.hypothesis)} (expected a sentence)`);
+    selection.hypothesis = base.hypothesis;
+  }
+  if (!Array.isArray(selection.circuitAblated)) {
+    repaired.push(`selection.circuitAblated ${describe(selection.circuitAblated)}`);
+    selection.circuitAblated = [];
+  }
+  selection.circuitAblated = selection.circuitAblated.filter((label, i) => {
+    const match = typeof label === "string" ? COMPONENT_LABEL.exec(label) : null;
+    const layer = match && Number(match[2] ?? match[4]);
+    const ok = match && (!info || (layer < info.n_layers && (match[3] === undefined || Number(match[3]) < info.n_heads)));
+    if (!ok) repaired.push(`selection.circuitAblated[${i}] ${describe(label)}`);
+    return ok;
+  });
   if (!Array.isArray(selection.ablations)) {
     repaired.push(`selection.ablations ${describe(selection.ablations)}`);
     selection.ablations = [];

@@ -26,9 +26,19 @@ class Figure:
         self.shapes.append(("line", (x1, y1, x2, y2), {"color": color, "width": width, "title": title}))
         return self
 
-    def circle(self, x, y, r, fill=None, stroke="#000000", width=1.0, title=None):
+    def circle(self, x, y, r, fill=None, stroke="#000000", width=1.0, title=None, data=None):
+        """``data``: ``{name: value}`` written as SVG ``data-<name>`` attributes (ignored in PDF)."""
+        for key in data or {}:
+            if not (
+                isinstance(key, str) and key and all(c.isalnum() or c == "-" for c in key) and key.islower()
+            ):
+                raise ValueError(f"data attribute {key!r}; expected lower-case letters, digits and '-'")
         self.shapes.append(
-            ("circle", (x, y, r), {"fill": fill, "stroke": stroke, "width": width, "title": title})
+            (
+                "circle",
+                (x, y, r),
+                {"fill": fill, "stroke": stroke, "width": width, "title": title, "data": dict(data or {})},
+            )
         )
         return self
 
@@ -63,7 +73,13 @@ class Figure:
                 )
             elif kind == "circle":
                 x, y, r = args
-                parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" {_paint(style)}>{tip}</circle>')
+                data = "".join(
+                    f' data-{key}="{escape(str(value), {chr(34): "&quot;"})}"'
+                    for key, value in style["data"].items()
+                )
+                parts.append(
+                    f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" {_paint(style)}{data}>{tip}</circle>'
+                )
             elif kind == "rect":
                 x, y, w, h = args
                 parts.append(

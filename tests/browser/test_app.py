@@ -156,6 +156,60 @@ def test_patching_view_from_demo_prompts(app):
     assert options > 2  # the demo's IOI and fact pairs are offered
 
 
+def test_circuit_view_finds_ablates_tests_and_exports(app, tmp_path):
+    """The circuit tab finds the IOI circuit on 16 pairs (the numbers CPython gives), a click on a
+    node ablates it, the hypothesis form tests a claim, and "Export paper" downloads the .zip."""
+    show(app, "circuit")
+    result = app.evaluate("window.neuroscope.app.results.circuit")
+    from neuroscope import TransformerModel, lens
+    demo = TransformerModel.from_huggingface(DEMO)
+    expected = lens.find_circuit(demo, "demo/ioi", "activation_patching", 0.05, 16, progress=False)
+    assert [c["label"] for c in result["components"]] == [c["label"] for c in expected["components"]]
+    np.testing.assert_allclose([c["score"] for c in result["components"]],
+                               [c["score"] for c in expected["components"]], rtol=1e-3, atol=1e-4)
+    assert abs(result["faithfulness"] - expected["faithfulness"]) < 1e-3 and result["n_heldout"] == 16
+    panel = '.panel[data-view="circuit"]'
+    assert app.locator(f"{panel} circle[data-node]").count() == 36
+    assert app.locator(f'{panel} circle[data-member="1"]').count() == len(result["components"])
+    assert app.locator(f"{panel} script, {panel} [onclick]").count() == 0
+    assert app.locator(f"{panel} [data-role=components] tbody tr").count() == len(result["components"])
+    code = app.inner_text(f"{panel} .code code")
+    assert code.startswith("from neuroscope import lens\nlens.find_circuit(model, ")
+    top = result["components"][0]["label"]
+    app.click(f'{panel} circle[data-node="{top}"]')
+    app.wait_for_function("() => window.neuroscope.app.results.circuitAblation && window.neuroscope.app.busy.size === 0",
+                          timeout=BOOT_TIMEOUT_MS)
+    ablation = app.evaluate("window.neuroscope.app.results.circuitAblation")
+    assert ablation["components"] == [top] and ablation["removed"] > 0.1
+    assert state(app)["selection"]["circuitAblated"] == [top]
+    assert app.get_attribute(f'{panel} circle[data-node="{top}"]', "aria-pressed") == "true"
+    app.fill("#hypothesis-text", "Layer 3 moves the name")  # a layer, not a head or an MLP
+    app.click("#hypothesis-form button[type=submit]")
+    app.wait_for_function("() => document.querySelector('#messages').textContent.includes('could not parse')",
+                          timeout=BOOT_TIMEOUT_MS)
+    wait_idle(app)
+    assert app.evaluate("window.neuroscope.app.results.circuit") is not None  # the circuit stays
+    app.fill("#hypothesis-text", f"{top} moves the indirect object's name")
+    app.click("#hypothesis-form button[type=submit]")
+    app.wait_for_function("() => window.neuroscope.app.results.hypothesis && window.neuroscope.app.busy.size === 0",
+                          timeout=BOOT_TIMEOUT_MS)
+    hypothesis = app.evaluate("window.neuroscope.app.results.hypothesis")
+    assert hypothesis["supported"] and hypothesis["p_value"] < 0.05
+    assert app.get_attribute(f"{panel} [data-role=hypothesis]", "data-supported") == "true"
+    with app.expect_download() as download:
+        app.click("#export-paper")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    import zipfile
+    names = zipfile.ZipFile(saved).namelist()
+    assert {"main.tex", "references.bib", "figure1.pdf", "analysis.neuroscope"} <= set(names), names
+    tex = zipfile.ZipFile(saved).read("main.tex").decode()
+    assert demo.content_hash()[:16] in tex and "#s=ns1." in tex
+    screenshot(app, "circuit")
+    app.click(f'{panel} circle[data-node="{top}"]')  # restore
+    wait_idle(app)
+
+
 def test_attribution_view_beside_exact_patching(app):
     """One click gives the heatmaps and the token strip; their Python reproduces them; a second click
     adds exact patching beside them with the rank correlation; the method is state."""

@@ -37,8 +37,8 @@ with open(os.path.join(HERE, "data", "hostile_states.json"), encoding="utf-8") a
     CORPUS = json.load(handle)
 CASES = CORPUS["cases"]
 MARKER, PRINTED = CORPUS["marker"], CORPUS["printed"]
-VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "neurons",
-         "probes", "notebook"]
+VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "circuit",
+         "neurons", "probes", "notebook"]
 PROBE_DATASETS = ["demo/ioi-order", "demo/facts-relation"]
 PROBE_COMPONENTS = ["residual", "resid_pre", "attn_out", "mlp_out"]
 NEURON_DATASETS = ["sample", "demo/text", "demo/ioi", "demo/facts"]
@@ -46,9 +46,12 @@ SCORE_KINDS = ["induction", "previous_token", "duplicate_token", "entropy"]
 COMPONENTS = ["residual", "attention", "mlp"]
 KINDS = ["zero", "mean", "resample"]
 METHODS = ["atp", "eap-ig"]
+CIRCUIT_METHODS = ["activation_patching", "path_patching", "acdc", "eap", "eap-ig"]
+CIRCUIT_DATASETS = ["demo/ioi", "demo/facts"]
 # The Python function each action's shown code calls (lens.<name>), by action.
 SHOWN = {"loadModel": "from_huggingface", "analyze": "analyze", "ablate": "ablate", "patch": "patch",
-         "attribute": "attribute", "neurons": "neurons", "probes": "probes"}
+         "attribute": "attribute", "neurons": "neurons", "probes": "probes", "findCircuit": "find_circuit",
+         "ablateComponents": "ablate_components", "testHypothesis": "hypothesis_test"}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.safetensors")),
                                 reason="the demo model is not trained yet (python build.py train-demo)")
@@ -82,6 +85,7 @@ PROBE = """async ([state, info]) => {
   const states = await import('/web/state.js');
   const calls = await import('/web/lens_calls.js');
   const lists = {datasets: states.PROBE_DATASETS, components: states.PROBE_COMPONENTS};
+  const circuits = {datasets: states.CIRCUIT_DATASETS};
   try {
     share.validateState(state);
   } catch (error) {
@@ -96,7 +100,9 @@ PROBE = """async ([state, info]) => {
     ablate: () => calls.ablate(given), patch: () => calls.patch(given), attribute: () => calls.attribute(given),
     neurons: () => calls.neurons(given.selection.neuronLayer, given.selection.neuron, given.selection.neuronDataset,
       states.NEURON_DATASETS),
-    probes: () => calls.probes(given, lists)};
+    probes: () => calls.probes(given, lists), findCircuit: () => calls.findCircuit(given, circuits),
+    ablateComponents: () => calls.ablateComponents(given, circuits),
+    testHypothesis: () => calls.testHypothesis(given, circuits)};
   for (const [name, make] of Object.entries(rawActions)) {
     try { raw[name] = make().run; } catch (error) { raw[name] = null; }
   }
@@ -105,7 +111,9 @@ PROBE = """async ([state, info]) => {
   delete complete.repaired;
   const actions = {loadModel: () => calls.loadModel(complete.model.ref), analyze: () => calls.analyze(complete.prompt),
     ablate: () => calls.ablate(complete), neurons: () => calls.neurons(complete.selection.neuronLayer,
-      complete.selection.neuron, complete.selection.neuronDataset, states.NEURON_DATASETS), probes: () => calls.probes(complete, lists)};
+      complete.selection.neuron, complete.selection.neuronDataset, states.NEURON_DATASETS), probes: () => calls.probes(complete, lists),
+    findCircuit: () => calls.findCircuit(complete, circuits), ablateComponents: () => calls.ablateComponents(complete, circuits),
+    testHypothesis: () => calls.testHypothesis(complete, circuits)};
   if (complete.corrupted !== null && complete.answer !== null && complete.wrong !== null) {
     actions.patch = () => calls.patch(complete);
     actions.attribute = () => calls.attribute(complete);
@@ -119,7 +127,10 @@ PROBE = """async ([state, info]) => {
             analyze: calls.analyze("x"), ablate: calls.ablate(states.defaultState()),
             patch: calls.patch(states.defaultState()), attribute: calls.attribute(states.defaultState()),
             neurons: calls.neurons(0, 0),
-            probes: calls.probes(states.defaultState(), lists)}).map(([k, v]) => [k, v.run]))};
+            probes: calls.probes(states.defaultState(), lists),
+            findCircuit: calls.findCircuit(states.defaultState(), circuits),
+            ablateComponents: calls.ablateComponents(states.defaultState(), circuits),
+            testHypothesis: calls.testHypothesis(states.defaultState(), circuits)}).map(([k, v]) => [k, v.run]))};
 }"""
 
 
@@ -137,6 +148,12 @@ def check_state(state, info):
     assert selection["ablationKind"] in KINDS and selection["attributionMethod"] in METHODS
     assert selection["probeDataset"] in PROBE_DATASETS and selection["probeComponent"] in PROBE_COMPONENTS
     assert selection["neuronDataset"] in NEURON_DATASETS
+    assert selection["circuitDataset"] in CIRCUIT_DATASETS and selection["circuitMethod"] in CIRCUIT_METHODS
+    assert type(selection["circuitThreshold"]) in (int, float) and 0 <= selection["circuitThreshold"] <= 1
+    assert is_index(selection["circuitCount"], 201) and selection["circuitCount"] >= 1
+    assert isinstance(selection["hypothesis"], str) and len(selection["hypothesis"]) <= 500
+    for label in selection["circuitAblated"]:
+        assert isinstance(label, str) and (label.startswith("L") or label.startswith("MLP")), label
     for entry in selection["ablations"]:
         assert is_index(entry["layer"], info["n_layers"]), entry
         assert entry.get("mlp") is True or is_index(entry["head"], info["n_heads"]), entry
@@ -212,6 +229,10 @@ SELECTION = st.fixed_dictionaries({}, optional={
     "ablationKind": st.sampled_from(KINDS) | JSON, "attributionMethod": st.sampled_from(METHODS) | JSON,
     "probeDataset": st.sampled_from(PROBE_DATASETS) | JSON,
     "probeComponent": st.sampled_from(PROBE_COMPONENTS) | JSON, "neuronDataset": st.sampled_from(NEURON_DATASETS) | JSON,
+    "circuitDataset": st.sampled_from(CIRCUIT_DATASETS) | JSON, "circuitMethod": st.sampled_from(CIRCUIT_METHODS) | JSON,
+    "circuitThreshold": st.floats(-1, 2) | JSON, "circuitCount": st.integers(-3, 300) | JSON,
+    "circuitAblated": st.lists(st.sampled_from(["L0H1", "L9H0", "MLP2", "L0H99", "x"]) | JSON, max_size=3) | JSON,
+    "hypothesis": st.text(max_size=40) | JSON,
     "ablations": st.lists(st.fixed_dictionaries({}, optional={"layer": INDEX, "head": INDEX, "mlp": JSON,
                                                              "kind": st.sampled_from(KINDS) | JSON}) | JSON,
                           max_size=4) | JSON})

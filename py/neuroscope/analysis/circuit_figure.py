@@ -89,18 +89,14 @@ def _draw(circuit, width):
             x, y = position(node)
             if node in scores:
                 radius = 4 + 12 * math.sqrt(abs(scores[node]) / largest)
-                figure.circle(
-                    x,
-                    y,
-                    radius,
-                    fill=_MEMBER if scores[node] >= 0 else _NEGATIVE,
-                    stroke="#1a365d",
-                    width=0.8,
-                    title=f"{_name(node)}: {scores[node]:.3f}",
-                )
+                fill = _MEMBER if scores[node] >= 0 else _NEGATIVE
+                figure.circle(x, y, radius, fill=fill, stroke="#1a365d", width=0.8,
+                              title=f"{_name(node)}: {scores[node]:.3f}",
+                              data={"node": _name(node), "member": "1"})
                 figure.text(x, y + radius + 10, _name(node), size=8, color="#1a202c", anchor="middle")
             else:
-                figure.circle(x, y, 3, fill=None, stroke=_OTHER, width=1.0, title=_name(node))
+                figure.circle(x, y, 3, fill=None, stroke=_OTHER, width=1.0, title=_name(node),
+                              data={"node": _name(node), "member": "0"})
     for node, label in ((EMBED, "embeddings"), (LOGITS, "logits")):
         x, y = position(node)
         figure.rect(x - 40, y - 9, 80, 18, fill="#edf2f7", stroke="#4a5568", width=0.8)

@@ -14,6 +14,9 @@ that reproduce it in the notebook, where ``model`` is the loaded model.
   patching sweeps, normalised to 0 (corrupted) .. 1 (clean).
 * ``attribute(model, clean, corrupted, answer, wrong, method="atp", ...)``: the patching
   view's heatmaps from attribution patching (or EAP-IG), and a token saliency strip.
+* ``find_circuit(model, dataset, method, threshold, count)``, ``ablate_components(...)``,
+  ``hypothesis_test(model, hypothesis, dataset, count)``, ``export_paper(model, title)``: the
+  circuit view (CircuitFinder, HypothesisTester, ResearchPaper).
 * ``neurons(model, layer, neuron, texts=None, k=10, context=8)`` and
   ``sample_texts(model=None)``: top-activating tokens of an MLP neuron.
 * ``probes(model, dataset, component)``: a linear probe's accuracy at every layer.
@@ -28,6 +31,7 @@ CPython and on the JS bridge in a stdlib-only Pyodide.
 
 from .ablation import ablate
 from .attribution import attribute
+from .circuits import CIRCUIT_DATASETS, ablate_components, export_paper, find_circuit, hypothesis_test
 from .common import model_info
 from .datasets import datasets, open_dataset, upload_dataset
 from .examples import demo_prompts
@@ -36,6 +40,7 @@ from .patching import patch
 from .probes import PROBE_COMPONENTS, PROBE_DATASETS, probes
 from .prompt import analyze
 
-__all__ = ["BUILTIN_TEXTS", "NEURON_DATASETS", "PROBE_COMPONENTS", "PROBE_DATASETS", "ablate", "analyze",
-           "attribute", "datasets", "demo_prompts", "model_info", "neurons", "open_dataset", "patch",
-           "probes", "sample_texts", "upload_dataset"]
+__all__ = ["BUILTIN_TEXTS", "CIRCUIT_DATASETS", "NEURON_DATASETS", "PROBE_COMPONENTS", "PROBE_DATASETS",
+           "ablate", "ablate_components", "analyze", "attribute", "datasets", "demo_prompts", "export_paper",
+           "find_circuit", "hypothesis_test", "model_info", "neurons", "open_dataset", "patch", "probes",
+           "sample_texts", "upload_dataset"]
