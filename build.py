@@ -330,7 +330,8 @@ def serve_in_thread(root, port=0):
 
 
 BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py",
-              "datasets": "bench/dataset_scale.py"}
+              "datasets": "bench/dataset_scale.py", "attribution": "bench/attribution.py",
+              "circuits": "bench/circuits.py"}
 
 
 def command_bench(names):

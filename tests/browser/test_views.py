@@ -551,3 +551,59 @@ def test_render_reuses_the_element_and_names_bad_arguments(gallery):
     assert errors == ["TypeError: render: el must be a DOM Element, got null",
                       "TypeError: render: View must export draw(el, props); got exports: name",
                       "TypeError: attention view: patterns.data has 3 values; shape [1,1,2,2] needs 4"]
+
+
+def circuit_props():
+    """A 12 x 12 circuit drawn by Circuit.visualize, with hostile additions the view must drop."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "py"))
+    from neuroscope.analysis.circuits import Circuit
+    scores = {("head", 11, 3): 0.4, ("head", 9, 6): 0.25, ("mlp", 0): 0.1, ("head", 5, 5): -0.05}
+    edges = [(("head", 9, 6), ("head", 11, 3, "q"), 0.2), (("embed",), ("mlp", 0), 0.1),
+             (("head", 11, 3), ("logits",), 0.35)]
+    circuit = Circuit("task <b>bold</b>", "path_patching", 0.05, scores, edges, 0.7, {}, n_layers=LAYERS,
+                      n_heads=HEADS)
+    svg = circuit.visualize().svg().replace(
+        "</svg>", '<script>window.PWNED = 1</script><a href="javascript:alert(1)"><text>x</text></a>'
+        '<foreignObject><div onclick="window.PWNED=2">y</div></foreignObject></svg>')
+    svg = svg.replace("<circle ", '<circle onmouseover="window.PWNED=3" ', 1)
+    return {"svg": svg, "components": [{"label": "L11H3", "kind": "head", "layer": 11, "head": 3, "score": 0.4},
+                                       {"label": "L9H6", "kind": "head", "layer": 9, "head": 6, "score": 0.25},
+                                       {"label": "MLP0", "kind": "mlp", "layer": 0, "head": None, "score": 0.1},
+                                       {"label": "L5H5", "kind": "head", "layer": 5, "head": 5, "score": -0.05}],
+            "method": "path_patching", "threshold": 0.05, "task": "task <b>bold</b>", "nExamples": 32,
+            "nHeldout": 64, "nComponents": 156, "faithfulness": 0.7, "edgeFaithfulness": None,
+            "metric": {"full": 3.2, "corrupted": 0.1}, "ablated": ["L9H6"],
+            "ablation": {"full": 3.2, "corrupted": 0.1, "ablated": 2.5, "removed": 0.2258, "components": ["L9H6"]},
+            "hypothesis": {"hypothesis": "L11H3 moves names", "effect": -1.5, "ci": [-2.0, -1.0], "p_value": 0.0064,
+                           "supported": True, "summary": "Ablating L11H3 ...", "null": [0.01 * i for i in range(-20, 40)]}}
+
+
+def test_circuit_graph_is_sanitized_and_its_nodes_ablate(gallery):
+    show(gallery, "circuit", circuit_props(), ["onNode"])
+    stage = "#stage"
+    assert gallery.locator(f"{stage} [data-role=circuit-graph] circle[data-node]").count() == LAYERS * (HEADS + 1)
+    assert gallery.locator(f'{stage} circle[data-member="1"]').count() == 4
+    for selector in ("script", "a", "foreignObject", "[onclick]", "[onmouseover]", "[href]"):
+        assert gallery.locator(f"{stage} {selector}").count() == 0, selector
+    assert gallery.evaluate("window.PWNED") is None
+    assert gallery.get_attribute(f'{stage} circle[data-node="L9H6"]', "aria-pressed") == "true"
+    assert "task <b>bold</b>" in gallery.inner_text(f"{stage} .nsv-title")  # text, not markup
+    gallery.click(f'{stage} circle[data-node="L11H3"]')
+    gallery.dispatch_event(f'{stage} circle[data-node="L0H0"]', "click")
+    assert calls(gallery) == [{"name": "onNode", "args": ["L11H3"]}, {"name": "onNode", "args": ["L0H0"]}]
+    assert "22.6% of the effect removed" in gallery.inner_text(f"{stage} [data-role=ablation-result]")
+    assert gallery.get_attribute(f"{stage} [data-role=hypothesis]", "data-supported") == "true"
+    assert gallery.locator(f"{stage} [data-role=null-histogram] rect").count() == 24
+    assert gallery.locator(f"{stage} [data-role=components] tbody tr").count() == 4
+    assert screenshot_ink(gallery, "circuit") > 10_000
+
+
+def test_circuit_nodes_do_not_click_while_busy(gallery):
+    props = circuit_props()
+    props["busy"] = "ablation"
+    show(gallery, "circuit", props, ["onNode"])
+    gallery.dispatch_event('#stage circle[data-node="L11H3"]', "click")
+    assert calls(gallery) == []
+    assert "Ablating" in gallery.inner_text("#stage [data-role=ablation-result]")

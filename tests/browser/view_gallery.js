@@ -11,8 +11,8 @@
 
 import {render} from "/web/render.js";
 
-const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "neurons",
-  "probes", "progress"];
+const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "circuit",
+  "neurons", "probes", "progress"];
 const modules = Object.fromEntries(await Promise.all(
   VIEWS.map(async (name) => [name, await import(`/web/views/${name}.js`)])));
 

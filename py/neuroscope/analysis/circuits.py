@@ -442,7 +442,7 @@ class _Search:
         from .attribution import attribution_patching
 
         pairs = self.pairs
-        metric = _tensor_metric(pairs)
+        metric = edge_metric(pairs)
         result = attribution_patching(
             self.model,
             pairs.clean,
@@ -455,7 +455,7 @@ class _Search:
         )
         weights = {}
         for up, down, score in result.edges():
-            weights[(_from_label(up), _from_label(down, downstream=True))] = score / self.effect
+            weights[(node_of_label(up), node_of_label(down, downstream=True))] = score / self.effect
         kept = {edge for edge, w in weights.items() if abs(w) >= self.threshold}
         kept = _prune_to_logits(self.cfg, kept)
         return self._from_edges({e: weights[e] for e in kept}, kept, "eap" if steps == 1 else "eap-ig")
@@ -474,7 +474,7 @@ class _Search:
         return scores, edges, kind, kept_edges
 
 
-def _tensor_metric(pairs):
+def edge_metric(pairs):
     """The pairs' metric as a differentiable function of the whole logits ``[n, p, v]`` -> mean."""
     index = [row * pairs.width + pairs.lengths[row] - 1 for row in range(pairs.n)]
 
@@ -512,7 +512,8 @@ def _residual_edges(cfg, kept):
     ]
 
 
-def _from_label(label, downstream=False):
+def node_of_label(label, downstream=False):
+    """A graph node from an ``EdgeAttribution`` label (``"a2.h3"``, ``"m1"``, ``"a2.h3<q>"`` downstream)."""
     if label == "input":
         return EMBED
     if label == "logits":
@@ -610,4 +611,5 @@ def _node(value):
     raise ValueError(f"node {list(value)!r}; expected a component, ['embed'] or ['logits']")
 
 
-__all__ = ["METHODS", "Circuit", "CircuitFinder", "builtin_examples", "examples_code"]
+__all__ = ["METHODS", "Circuit", "CircuitFinder", "builtin_examples", "edge_metric", "examples_code",
+           "node_of_label"]
