@@ -77,3 +77,15 @@ def build(family, folder, seed=0):
 def load_hf(folder):
     import transformers as tf
     return tf.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+
+
+def gpt2_heads_from_qkv(block, q, k, v):
+    """GPT-2 attention from per-head ``q``, ``k``, ``v`` ``[b, p, h, e]`` (torch, causal): each
+    head's write into the residual stream, ``[b, p, h, d]`` (before the output bias)."""
+    import torch
+    b, p, h, e = q.shape
+    causal = torch.tril(torch.ones(p, p, dtype=torch.bool))
+    scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / e ** 0.5
+    pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
+    return torch.einsum("bphe,hed->bphd", z, block.attn.c_proj.weight.reshape(h, e, -1))

@@ -20,7 +20,7 @@ import pytest
 import neuroscope as ns
 from neuroscope.analysis import attribution_patching, logit_diff_metric, patching_sweep
 from neuroscope.model.config import ModelConfig
-from reference_models import FAMILIES, load_hf
+from reference_models import FAMILIES, gpt2_heads_from_qkv, load_hf
 
 RTOL = 1e-4
 A, B = 3, 5  # the metric: logit[A] - logit[B] at the last position, averaged over the batch
@@ -153,7 +153,6 @@ def _split_gpt2(hf, tokens):
     e = d // h
     x = t.wte.weight[torch.tensor(tokens)] + t.wpe.weight[:p]
     ups, downs = {"input": x}, {}
-    causal = torch.tril(torch.ones(p, p, dtype=torch.bool))
 
     def copy(label, value, n=None):
         value = value.unsqueeze(2).repeat(1, 1, n, 1) if n else value.clone()
@@ -170,12 +169,7 @@ def _split_gpt2(hf, tokens):
                               block.ln_1.eps)                                       # [b, p, h, d]
             w = w_qkv[:, i * d:(i + 1) * d].reshape(d, h, e)
             parts.append(torch.einsum("bphd,dhe->bphe", xs, w) + b_qkv[i * d:(i + 1) * d].reshape(h, e))
-        q, k, v = parts
-        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / e ** 0.5
-        pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
-        z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
-        w_o = block.attn.c_proj.weight.reshape(h, e, d)
-        results = torch.einsum("bphe,hed->bphd", z, w_o)
+        results = gpt2_heads_from_qkv(block, *parts)
         for head in range(h):
             ups[f"a{layer}.h{head}"] = results[:, :, head]
         x = x + results.sum(2) + block.attn.c_proj.bias

@@ -26,7 +26,7 @@ from neuroscope.datasets import load_heldout
 from neuroscope.hooks import InterventionHook
 from neuroscope.interventions import Patch
 from neuroscope.names import act_name
-from reference_models import FAMILIES, load_hf
+from reference_models import FAMILIES, gpt2_heads_from_qkv, load_hf
 
 RTOL = 1e-4
 
@@ -72,7 +72,6 @@ def _gpt2_edge_patched(hf, tokens, corrupt_ups=None, removed=()):
     e = d // h
     x = (t.wte.weight[torch.tensor(tokens)] + t.wpe.weight[:p]).unsqueeze(0)
     ups = {("embed",): x}
-    causal = torch.tril(torch.ones(p, p, dtype=torch.bool))
 
     def read(resid, node):
         out = resid
@@ -92,12 +91,7 @@ def _gpt2_edge_patched(hf, tokens, corrupt_ups=None, removed=()):
                 cols = slice(i * d + head * e, i * d + (head + 1) * e)
                 heads.append(xs @ w_qkv[:, cols] + b_qkv[cols])
             parts.append(torch.stack(heads, 2))                                    # [1, p, h, e]
-        q, k, v = parts
-        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / e ** 0.5
-        pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
-        z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
-        w_o = block.attn.c_proj.weight.reshape(h, e, d)
-        results = torch.einsum("bphe,hed->bphd", z, w_o)
+        results = gpt2_heads_from_qkv(block, *parts)
         for head in range(h):
             ups[("head", layer, head)] = results[:, :, head]
         x = x + results.sum(2) + block.attn.c_proj.bias

@@ -373,14 +373,19 @@ class _Search:
         self.full, self.effect, self.threshold = full, effect, threshold
         self.report = progress_reporter(progress, f"circuit ({method})")
 
-    def node_scores(self):
-        comps = runs.components(self.cfg)
-        self.report(0, len(comps))
+    def _measure(self, configs, run):
+        """``run`` (node_values or edge_values) over ``configs``, a forward pass's worth at a time."""
+        self.report(0, len(configs))
         values = []
         step = self.pairs.copies_per_forward()
-        for start in range(0, len(comps), step):
-            values += self.pairs.node_values([{c} for c in comps[start : start + step]])
-            self.report(len(values), len(comps))
+        for start in range(0, len(configs), step):
+            values += run(configs[start:start + step])
+            self.report(len(values), len(configs))
+        return values
+
+    def node_scores(self):
+        comps = runs.components(self.cfg)
+        values = self._measure([{c} for c in comps], self.pairs.node_values)
         return {c: (self.full - _mean(v)) / self.effect for c, v in zip(comps, values)}
 
     def nodes(self):
@@ -396,12 +401,7 @@ class _Search:
             for u, d in runs.all_edges(self.cfg)
             if (u == EMBED or u in kept) and (d == LOGITS or runs.reader(d) in kept)
         ]
-        self.report(0, len(edges))
-        values = []
-        step = self.pairs.copies_per_forward()
-        for start in range(0, len(edges), step):
-            values += self.pairs.edge_values([{edge} for edge in edges[start : start + step]])
-            self.report(len(values), len(edges))
+        values = self._measure([{edge} for edge in edges], self.pairs.edge_values)
         weighted = [(u, d, (self.full - _mean(v)) / self.effect) for (u, d), v in zip(edges, values)]
         return kept, weighted, "path_patching", None
 
