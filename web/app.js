@@ -393,8 +393,6 @@ export class LensApp {
     else if (props) this.render(el, view, waiting ? ProgressView : VIEW_MODULES[view], props);
     else if (!this.busy.size) el.replaceChildren();
     $(`.panel[data-view="${view}"] .code code`, this.root).textContent = this.code[view] ?? "";
-    const cancel = $("#circuit-cancel", this.root);
-    if (cancel) cancel.hidden = !["circuit", "hypothesis"].some((what) => this.busy.has(what));
   }
 
   // Draws a view; a draw that throws leaves the error in the view, never a blank or an old picture.
@@ -518,6 +516,8 @@ export class LensApp {
   drawBusy() {
     const busy = [...this.busy].map(([what, count]) => (count > 1 ? `${what} (×${count})` : what));
     $("#busy", this.root).textContent = busy.length ? `Running: ${busy.join(", ")}…` : "";
+    const cancel = $("#circuit-cancel", this.root); // the circuit view's own Interrupt
+    if (cancel) cancel.hidden = !["circuit", "hypothesis"].some((what) => this.busy.has(what));
     const interrupt = $("#interrupt", this.root);
     if (interrupt) {
       interrupt.hidden = !busy.length;
@@ -680,7 +680,12 @@ export class LensApp {
         circuitMethod: method.value, circuitThreshold: threshold, circuitCount: count });
       this.findCircuit().catch((error) => this.shown(error));
     });
-    $("#circuit-cancel", this.root).addEventListener("click", () => this.interrupt());
+    $("#circuit-cancel", this.root).addEventListener("click", () => {
+      if (!this.requests.cancel()) {
+        this.message("The search cannot be cancelled here: the page is not cross-origin isolated (no shared " +
+          "memory with the worker). Restart stops it; the model reloads from the cache.", "warn");
+      }
+    });
     $("#hypothesis-form", this.root).addEventListener("submit", (event) => {
       event.preventDefault();
       this.state.selection.hypothesis = $("#hypothesis-text", this.root).value;

@@ -9,6 +9,7 @@
 //                                    event). Downloads: {stage: "download", url, done, total,
 //                                    cached?} with done/total in bytes (cached: from IndexedDB)
 //   window.neuroscope.interrupt()    KeyboardInterrupt in the running Python (false: unavailable)
+//   window.neuroscope.cancel()       the same for long work, at its next progress report
 //   window.neuroscope.restart()      a new worker; Promise of its boot info
 //   window.neuroscope.onWorkerLost(listener)   called when the worker dies on its own
 //   window.neuroscope.app           the Lens (./app.js) once started
@@ -37,7 +38,9 @@ function startWorker() {
   const worker = new Worker(new URL("../worker/worker.js", import.meta.url), { type: "module" });
   const client = new WorkerClient(worker, { onProgress: showProgress, onLog: showLog });
   // Interrupts need memory shared with the worker: only on a cross-origin isolated page.
-  const interrupt = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(8)) : null;
+  // [0]: Pyodide's interrupt signal; [1]: the last call it targets; [2]: the same request for
+  // long work that checks it between steps (neuroscope_js.interrupted), which Pyodide never clears.
+  const interrupt = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(12)) : null;
   const lock = navigator.locks ? `neuroscope-worker-${crypto.randomUUID()}` : null;
   const ready = client.call("boot", { backend: params.get("backend"), threads: params.get("threads"),
     hubURL: params.get("hub"), pageURL: location.href, interrupt, lock });
@@ -74,7 +77,19 @@ window.neuroscope = {
     if (!current.interrupt) return false;
     if (current.client.pending.size) {
       Atomics.store(current.interrupt, 1, current.seq);
+      Atomics.store(current.interrupt, 2, 1);
       Atomics.store(current.interrupt, 0, 2);
+    }
+    return true;
+  },
+  // Stops long work (sweeps, circuit searches) at its next progress report with KeyboardInterrupt,
+  // without Pyodide's own interrupt signal (which a wait on an asynchronous kernel can lose);
+  // false where the page is not cross-origin isolated.
+  cancel() {
+    if (!current.interrupt) return false;
+    if (current.client.pending.size) {
+      Atomics.store(current.interrupt, 1, current.seq);
+      Atomics.store(current.interrupt, 2, 1);
     }
     return true;
   },

@@ -68,6 +68,11 @@ export class Requests {
     return Boolean(this.neuroscope.interrupt());
   }
 
+  // KeyboardInterrupt in long work at its next progress report (see main.js cancel()).
+  cancel() {
+    return Boolean(this.neuroscope.cancel?.());
+  }
+
   // A fresh Python worker; requests in flight are dropped. `reload()` then brings the model back.
   async restart(reload) {
     if (this.restarting) return this.restarting;

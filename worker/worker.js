@@ -16,6 +16,7 @@
 //   fetchWeights(url)        ./weights.js: a safetensors file, cached in IndexedDB (progress)
 //   forgetWeights(url?)      ./weights.js: drop cached weights (one URL, or all)
 //   storage                  ./storage.js: durable bytes for saved and spilled activations
+//   progress(label, done, total), interrupted()   long work's progress; a pending interrupt
 // Long-lived proxies: the `neuroscope_session` module's functions, kept for the worker's
 // lifetime; each per-call proxy is destroyed after use.
 
@@ -82,6 +83,15 @@ async function boot({ backend: forced = null, pageURL = null, hubURL = null, thr
     forgetWeights,
     // Long Python work (sweeps) reports {stage: "task", label, done, total}: see protocol.js.
     progress: (label, done, total) => ctx.progress("task", { label: String(label), done, total }),
+    // Whether an interrupt is pending that Python has not raised (consumed by this call): long
+    // work checks it as it reports progress, since a KeyboardInterrupt requested while Python
+    // waits on an asynchronous kernel (JSPI) can be lost.
+    interrupted: () => {
+      if (!interrupt || Atomics.load(interrupt, 2) !== 1) return false;
+      Atomics.store(interrupt, 2, 0);
+      Atomics.store(interrupt, 0, 0);
+      return true;
+    },
     storage: pythonStorage,
   };
   pyodide.registerJsModule("neuroscope_js", host);
@@ -181,7 +191,10 @@ async function runPython({ code, globals = null, seq = 0 }) {
   } finally {
     // An interrupt is for the calls sent before it: once the last of them is done, one that
     // no Python consumed (it came as a call ended) must not hit a later call.
-    if (state.interrupt && seq >= Atomics.load(state.interrupt, 1)) Atomics.store(state.interrupt, 0, 0);
+    if (state.interrupt && seq >= Atomics.load(state.interrupt, 1)) {
+      Atomics.store(state.interrupt, 0, 0);
+      Atomics.store(state.interrupt, 2, 0);
+    }
   }
   if (reply.ok) return reply.result;
   throw reply.error; // a plain {pyType, message, traceback}: see protocol.js errorPayload

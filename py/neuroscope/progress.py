@@ -38,12 +38,30 @@ def _browser_progress():
     return getattr(neuroscope_js, "progress", None)
 
 
+def _browser_interrupted():
+    """The worker's check for an interrupt Python has not raised yet, or None outside the browser."""
+    try:
+        import neuroscope_js
+    except ImportError:
+        return None
+    return getattr(neuroscope_js, "interrupted", None)
+
+
 def progress_reporter(progress, label):
-    """``progress``: None -> a stderr bar (in the browser: the page's progress bar);
-    False -> silent; a callable ``(done, total)`` -> itself."""
+    """``progress``: None -> a stderr bar (in the browser: the page's progress bar, and a
+    pending interrupt raised as KeyboardInterrupt when progress is reported); False -> silent;
+    a callable ``(done, total)`` -> itself."""
     if progress is None:
         host = _browser_progress()
-        return (lambda done, total: host(label, done, total)) if host else ProgressBar(label)
+        if not host:
+            return ProgressBar(label)
+        interrupted = _browser_interrupted()
+
+        def report(done, total):
+            if interrupted is not None and interrupted():
+                raise KeyboardInterrupt(f"{label}: interrupted")
+            host(label, done, total)
+        return report
     if progress is False:
         return lambda done, total: None
     if not callable(progress):

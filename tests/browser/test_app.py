@@ -210,6 +210,26 @@ def test_circuit_view_finds_ablates_tests_and_exports(app, tmp_path):
     wait_idle(app)
 
 
+def test_a_circuit_search_can_be_cancelled(app):
+    """Cancel interrupts a long search (ACDC): its error is shown, the app stays usable."""
+    assert app.evaluate("crossOriginIsolated") is True
+    show(app, "circuit")
+    app.select_option("#circuit-method", "acdc")
+    app.click("#circuit-form button[type=submit]")
+    app.wait_for_function("() => window.neuroscope.app.busy.has('circuit')")
+    app.wait_for_selector("#circuit-cancel:not([hidden])")
+    app.click("#circuit-cancel")
+    app.wait_for_function("() => window.neuroscope.app.busy.size === 0", timeout=60_000)
+    assert "KeyboardInterrupt" in app.inner_text("#messages")
+    assert app.evaluate("window.neuroscope.app.results.circuit") is None
+    assert app.is_hidden("#circuit-cancel")
+    app.select_option("#circuit-method", "activation_patching")
+    app.click("#circuit-form button[type=submit]")
+    app.wait_for_function("() => window.neuroscope.app.results.circuit?.method === 'activation_patching'"
+                          " && window.neuroscope.app.busy.size === 0", timeout=BOOT_TIMEOUT_MS)
+    assert app.evaluate("window.neuroscope.python('1 + 1')") == 2
+
+
 def test_attribution_view_beside_exact_patching(app):
     """One click gives the heatmaps and the token strip; their Python reproduces them; a second click
     adds exact patching beside them with the rank correlation; the method is state."""
