@@ -309,6 +309,7 @@ def test_a_spec_round_trips_and_checks_the_model(demo, small_circuit, reference_
 
 def test_the_figure_is_well_formed_svg_and_pdf(small_circuit, tmp_path):
     figure = small_circuit.visualize()
+    assert small_circuit._repr_svg_() == figure.svg()  # Jupyter draws a circuit as its graph
     root = ET.fromstring(figure.svg())
     circles = root.findall("{http://www.w3.org/2000/svg}circle")
     assert len(circles) == 36  # every head and MLP, members filled

@@ -222,7 +222,9 @@ export class LensApp {
   async patch() {
     const call = this.prepare("patching", () => calls.patch(this.state));
     this.code.patching = call.code;
-    this.results.patching = await this.run("patching", call.run, call.globals);
+    const pending = this.run("patching", call.run, call.globals);
+    this.draw(); // the attribution view's "Compare" button shows the sweep running
+    this.results.patching = await pending;
     this.draw();
   }
 

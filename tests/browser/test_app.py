@@ -255,6 +255,8 @@ def test_attribution_view_beside_exact_patching(app):
     assert app.locator('.panel[data-view="attribution"] [data-role=saliency] [data-index]').count() == \
         len(result["tokens"])
     app.click('.panel[data-view="attribution"] [data-role=run-patching]')
+    assert app.evaluate("""() => { const b = document.querySelector('.panel[data-view="attribution"] '
+        + '[data-role=run-patching]'); return !b || b.disabled; }""")  # no second sweep from a second click
     app.wait_for_selector('.panel[data-view="attribution"] [data-role=corr-heads]', timeout=BOOT_TIMEOUT_MS)
     patched = app.evaluate("window.neuroscope.app.results.patching")
     rho = float(app.get_attribute('.panel[data-view="attribution"] [data-role=corr-heads]', "data-rho"))

@@ -166,6 +166,10 @@ class Circuit:
                 hooks.append(InterventionHook(name=act_name("mlp_out", layer), action=action()))
         return hooks
 
+    def _repr_svg_(self):
+        """Jupyter shows a circuit as its graph."""
+        return self.visualize().svg()
+
     def visualize(self, width=None):
         """The circuit as an SVG graph (``CircuitFigure``: ``.svg``, ``.save(path)``, shown
         inline in Jupyter): layers as rows from the embeddings at the bottom to the logits at
