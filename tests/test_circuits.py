@@ -356,3 +356,23 @@ def test_run_from_layer_equals_the_forward_pass_with_hooks(demo):
         demo.run_from_layer(cache[act_name("resid_pre", 0)], 5)
     with pytest.raises(ns.ShapeError, match="expected \\[batch, pos, 256\\]"):
         demo.run_from_layer(cache[act_name("resid_pre", 0)][0], 1)
+
+
+@pytest.mark.ref
+def test_grouped_query_heads_read_their_shared_key_and_value(reference_dir):
+    """Llama-like GQA: a key/value unit is read by every query head of its group, so ACDC keeps it
+    alive while any of them is, and the circuit's members are query heads."""
+    model = ns.TransformerModel.from_huggingface(reference_dir("llama"))
+    cfg = model.cfg
+    assert cfg.n_kv_heads < cfg.n_heads
+    group = cfg.n_heads // cfg.n_kv_heads
+    assert runs.readers(cfg, ("head", 1, 1, "k")) == [runs.head(1, h) for h in range(group, 2 * group)]
+    assert runs.readers(cfg, ("head", 1, 1, "q")) == [runs.head(1, 1)]
+    records = _random_pairs(model, batch=4)
+    circuit = CircuitFinder(model, progress=False).find_circuit_for("random", records, method="acdc", threshold=0.02)
+    assert all(c[0] == "mlp" or 0 <= c[2] < cfg.n_heads for c in circuit.components())
+    for _, d, _ in circuit.edges():  # every kept receiver is read by a member (or is the logits)
+        assert d == runs.LOGITS or any(r in circuit for r in runs.readers(cfg, d)), d
+    assert circuit.to_spec()["model"]["n_kv_heads"] == cfg.n_kv_heads
+    assert Circuit.from_spec(circuit.to_json()).n_kv_heads == cfg.n_kv_heads
+    assert circuit.visualize().svg().startswith("<svg")

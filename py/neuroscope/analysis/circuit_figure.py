@@ -6,9 +6,10 @@ some of the effect, red where it adds; grey when unscored); a head's q, k and v 
 one sender are drawn as one edge whose label says which inputs it reaches."""
 
 import math
+from types import SimpleNamespace
 
 from ..figures import Figure
-from .circuit_runs import EMBED, LOGITS, reader
+from .circuit_runs import EMBED, LOGITS, readers
 
 _MEMBER, _OTHER, _POSITIVE, _NEGATIVE, _UNSCORED = "#2b6cb0", "#c0c6cf", "#3b82f6", "#dc2626", "#9aa3ad"
 
@@ -61,8 +62,11 @@ def _draw(circuit, width):
     largest = max([abs(s) for s in scores.values()] + [1e-12])
     # edges first, under the nodes
     merged = {}
+    shape = SimpleNamespace(n_heads=n_heads, n_kv_heads=circuit.n_kv_heads or n_heads)
     for u, d, weight in circuit.edges():
-        key = (u, reader(d))
+        # a key/value input shared by several heads (grouped-query attention): its first member reader
+        options = readers(shape, d)
+        key = (u, next((r for r in options if r in circuit.scores), options[0]))
         entry = merged.setdefault(key, {"weight": None, "inputs": []})
         if weight is not None:
             entry["weight"] = (entry["weight"] or 0.0) + weight

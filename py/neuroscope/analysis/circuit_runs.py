@@ -88,8 +88,18 @@ def all_edges(cfg):
 
 
 def reader(downstream):
-    """The component a downstream node belongs to: ``("head", l, h, "q")`` -> ``("head", l, h)``."""
+    """The unit a downstream node belongs to: ``("head", l, h, "q")`` -> ``("head", l, h)`` (for a
+    key or value input, ``h`` counts key/value heads: see ``readers`` for the heads that read it)."""
     return downstream[:3] if downstream[0] == "head" else downstream
+
+
+def readers(cfg, downstream):
+    """The components that read through ``downstream``: the query head; every query head
+    sharing a key/value head (grouped-query attention); the MLP; or ``[("logits",)]``."""
+    if downstream[0] != "head" or downstream[3] == "q":
+        return [reader(downstream)]
+    group = cfg.n_heads // cfg.n_kv_heads
+    return [head(downstream[1], h) for h in range(downstream[2] * group, (downstream[2] + 1) * group)]
 
 
 def as_records(examples):

@@ -59,7 +59,7 @@ class Circuit:
 
     def __init__(self, task, method, threshold, scores, edges, faithfulness, metric, model=None,
                  model_source=None, model_hash=None, n_examples=None, n_heldout=None, n_layers=None,
-                 n_heads=None, edge_faithfulness=None, edge_kind="residual"):
+                 n_heads=None, edge_faithfulness=None, edge_kind="residual", n_kv_heads=None):
         self.task, self.method, self.threshold = task, method, threshold
         ranked = sorted(scores.items(), key=lambda item: (-item[1], _order_key(item[0])))
         self.scores = dict(ranked)
@@ -70,6 +70,7 @@ class Circuit:
         self.model_source, self.model_hash = model_source, model_hash
         self.n_examples, self.n_heldout = n_examples, n_heldout
         self.n_layers, self.n_heads = n_layers, n_heads
+        self.n_kv_heads = n_kv_heads or n_heads  # key/value heads (grouped-query attention: fewer)
         self.edge_kind = edge_kind
         self.code = None  # the Python that found it (set by CircuitFinder)
 
@@ -193,6 +194,7 @@ class Circuit:
                 "hash": self.model_hash,
                 "n_layers": self.n_layers,
                 "n_heads": self.n_heads,
+                "n_kv_heads": self.n_kv_heads,
             },
             "components": [[list(c), self.scores[c]] for c in self.scores],
             "edges": [[list(u), list(d), w] for u, d, w in self._edges],
@@ -257,6 +259,7 @@ class Circuit:
             n_heads=n_heads,
             edge_faithfulness=spec.get("edge_faithfulness"),
             edge_kind=spec.get("edge_kind", "residual"),
+            n_kv_heads=info.get("n_kv_heads"),
         )
 
     def to_dict(self):
@@ -340,6 +343,7 @@ class CircuitFinder:
             n_layers=cfg.n_layers,
             n_heads=cfg.n_heads,
             edge_kind=kind,
+            n_kv_heads=cfg.n_kv_heads,
         )
         test = pairs if heldout is None else PromptPairs(self.model, as_records(heldout), metric)
         measured = circuit.evaluate(test)
@@ -400,11 +404,8 @@ class _Search:
     def path_patching(self):
         scores = self.node_scores()
         kept = {c: s for c, s in scores.items() if s >= self.threshold}
-        edges = [
-            (u, d)
-            for u, d in runs.all_edges(self.cfg)
-            if (u == EMBED or u in kept) and (d == LOGITS or runs.reader(d) in kept)
-        ]
+        edges = [(u, d) for u, d in runs.all_edges(self.cfg) if (u == EMBED or u in kept)
+                 and (d == LOGITS or any(r in kept for r in runs.readers(self.cfg, d)))]
         values = self._measure([{edge} for edge in edges], self.pairs.edge_values)
         weighted = [(u, d, (self.full - _mean(v)) / self.effect) for (u, d), v in zip(edges, values)]
         return kept, weighted, "path_patching", None
@@ -422,8 +423,7 @@ class _Search:
         self.report(0, total)
         done = 0
         for d in reversed(runs.downstream_nodes(cfg)):
-            reader = runs.reader(d)
-            alive = d == LOGITS or has_child.get(reader, False)
+            alive = d == LOGITS or any(has_child.get(r, False) for r in runs.readers(cfg, d))
             for u in reversed(by_reader[d]):
                 done += 1
                 if not alive:
@@ -470,10 +470,6 @@ class _Search:
         for u, d in kept_edges:
             if u != EMBED:
                 scores[u] = scores.get(u, 0.0) + weights.get((u, d), 0.0)
-        for _, d in kept_edges:
-            reader = runs.reader(d)
-            if reader != LOGITS and reader not in scores:
-                scores[reader] = 0.0
         edges = [(u, d, weights.get((u, d))) for u, d in runs.all_edges(self.cfg) if (u, d) in kept_edges]
         return scores, edges, kind, kept_edges
 
@@ -501,7 +497,7 @@ def _prune_to_logits(cfg, edges):
     edges = set(edges)
     while True:
         sources = {u for u, _ in edges}
-        keep = {(u, d) for u, d in edges if d == LOGITS or runs.reader(d) in sources}
+        keep = {(u, d) for u, d in edges if d == LOGITS or any(r in sources for r in runs.readers(cfg, d))}
         if keep == edges:
             return edges
         edges = keep
