@@ -126,11 +126,14 @@ function nullHistogram(values, effect) {
 export function safeSvg(text) {
   const parsed = new DOMParser().parseFromString(text, "image/svg+xml");
   const root = parsed.documentElement;
-  if (!root || root.nodeName !== "svg" || parsed.querySelector("parsererror")) return null;
+  const svgNamespace = s("svg").namespaceURI; // as views/common.js creates SVG elements
+  if (!root || root.nodeName !== "svg" || root.namespaceURI !== svgNamespace || parsed.querySelector("parsererror")) {
+    return null;
+  }
   const copy = (node) => {
     if (node.nodeType === 3) return document.createTextNode(node.nodeValue);
     if (node.nodeType !== 1 || !SVG_ELEMENTS.has(node.localName)) return null;
-    const out = document.createElementNS("http://www.w3.org/2000/svg", node.localName);
+    const out = document.createElementNS(svgNamespace, node.localName);
     for (const attribute of node.attributes) {
       if (SVG_ATTRIBUTES.has(attribute.name)) out.setAttribute(attribute.name, attribute.value);
     }
