@@ -39,7 +39,7 @@ import zipfile
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NEEDED_MODULES = ("numpy", "tokenizers", "pytest", "safetensors", "threadpoolctl", "psutil",
                   "torch", "transformers", "transformer_lens", "ruff", "playwright", "hypothesis",
-                  "sklearn")
+                  "sklearn", "distributed", "nbclient", "ipykernel", "nbformat")
 
 
 def _pip(*args):
