@@ -242,7 +242,7 @@ class AttentionAnalyzer:
 
     def analyze_tokens(self, tokens, layers=None, heads="all", metrics=()):
         """Run ``tokens`` (ids ``[b, p]`` or text) and score the heads: an ``AttentionAnalysis``."""
-        layers = self._layers(layers)
+        layers = self.select_layers(layers)
         names = [f"blocks.{layer}.attn.hook_pattern" for layer in layers]
         _, cache = self.model.run_with_cache(tokens, names_filter=names)
         if cache.attention_mask is not None:
@@ -252,8 +252,8 @@ class AttentionAnalyzer:
 
     def analyze_cache(self, cache, layers=None, heads="all", metrics=(), tokens=None):
         """Score the patterns already in ``cache`` (its own tokens unless ``tokens`` is given)."""
-        layers = self._layers(layers)
-        heads = self._heads(heads)
+        layers = self.select_layers(layers)
+        heads = self.select_heads(heads)
         tokens = tokens if tokens is not None else cache.tokens
         if tokens is None:
             raise ValueError("this cache does not record its tokens; pass tokens=")
@@ -274,14 +274,16 @@ class AttentionAnalyzer:
             str_tokens = self.model.to_str_tokens(tokens)
         return AttentionAnalysis(layers, heads, patterns, scores, tokens, str_tokens)
 
-    def _layers(self, layers):
+    def select_layers(self, layers):
+        """``layers`` (None: all; an int; negatives count from the end) as a list of layer numbers."""
         n_layers = self.model.cfg.n_layers
         if layers is None:
             layers = list(range(n_layers))
         layers = [layers] if is_integer(layers) or isinstance(layers, str) else list(layers)
         return [as_layer(layer, n_layers, negative=True) % n_layers for layer in layers]
 
-    def _heads(self, heads):
+    def select_heads(self, heads):
+        """``heads`` ("all", an int or a list) as a list of head numbers."""
         n_heads = self.model.cfg.n_heads
         heads = as_indices(heads, "heads", n_heads)
         return list(range(n_heads)) if heads is None else heads

@@ -205,53 +205,42 @@ class NeuronAnalyzer:
                        progress=None):
         """Every neuron of the layer in one pass: a ``NeuronSummary`` with each neuron's top
         ``count`` tokens, its activation histogram, max/min/mean, and which neurons are dead
-        (never above ``dead_threshold``)."""
+        (never above ``dead_threshold``). The histogram's edges span the first chunk of
+        examples' range; values outside it land in the end bins."""
         _check_counts(count=count, context=context, bins=bins)
-        m = self.d_mlp
-        tops = [[] for _ in range(m)]  # per neuron: (value, -text, -position), at most count
-        maxima, minima, sums, n_tokens = [float("-inf")] * m, [float("inf")] * m, [0.0] * m, 0
-        dataset, edges, counts = as_dataset(dataset), None, None
-        for acts, index in self._chunks(dataset, progress, f"neurons of layer {self.layer}"):
+        dataset = as_dataset(dataset)
+        scan = self.scan(dataset, count=count, bins=bins, exclude_bos=exclude_bos, progress=progress)
+        return self.summary(scan, dataset, context, dead_threshold)
+
+    def scan(self, dataset, count=20, bins=40, exclude_bos=True, edges=None, start=0, progress=None):
+        """``top_tokens_all``'s pass over ``dataset`` as a mergeable ``NeuronScan``: its
+        examples are numbered from ``start`` (a shard of a bigger dataset); ``edges`` fixes
+        the histogram's edges (else they come from the first chunk). Shards scanned with the
+        same edges and merged in order give exactly the whole dataset's scan."""
+        _check_counts(count=count, bins=bins)
+        scan = NeuronScan(self.d_mlp, count, bins, edges)
+        for acts, index in self._chunks(as_dataset(dataset), progress, f"neurons of layer {self.layer}"):
             if exclude_bos:
-                keep = [row for row, (text, position) in enumerate(index)
+                keep = [row for row, (_, position) in enumerate(index)
                         if not (position == 0 and self.model.prepends_bos())]
                 if not keep:
                     continue
                 if len(keep) < len(index):
                     acts, index = acts.take(keep), [index[row] for row in keep]
-            n = len(index)
-            n_tokens += n
-            k = min(count, n)
-            values, rows = acts.topk(k, axis=0)  # [k, m]
-            values, rows = values.tolist(), rows.tolist()
-            for neuron in range(m):
-                candidates = [(values[j][neuron], -index[rows[j][neuron]][0], -index[rows[j][neuron]][1])
-                              for j in range(k)]
-                tops[neuron] = heapq.nlargest(count, tops[neuron] + candidates)
-            maxima = [max(a, b) for a, b in zip(maxima, acts.max(axis=0).tolist())]
-            minima = [min(a, b) for a, b in zip(minima, acts.min(axis=0).tolist())]
-            sums = [a + b for a, b in zip(sums, acts.sum(axis=0).tolist())]
-            if edges is None:  # fixed from the first chunk; below / above go to the end bins
-                low, high = min(minima), max(maxima)
-                high = high + 1e-3 * (high - low) if high > low else low + 1.0  # the maximum in the last bin
-                edges = [low + (high - low) * i / bins for i in range(bins + 1)]
-                counts = [[0] * (bins + 2) for _ in range(m)]
-            at_least = [(acts >= edge).astype("float32").sum(axis=0).tolist() for edge in edges]
-            for neuron in range(m):
-                above = [round(column[neuron]) for column in at_least]
-                row = counts[neuron]
-                row[0] += n - above[0]  # below the first edge
-                for b in range(bins):
-                    row[b + 1] += above[b] - above[b + 1]
-                row[bins + 1] += above[bins]  # at or above the last edge
-        if n_tokens == 0:
+            scan.add(acts, [(start + text, position) for text, position in index])
+        return scan
+
+    def summary(self, scan, dataset, context=8, dead_threshold=0.0):
+        """The ``NeuronSummary`` of a finished scan of ``dataset``."""
+        _check_counts(context=context)
+        if scan.n_tokens == 0:
             raise ValueError("the dataset has no tokens to analyse")
-        decoded = {}
+        dataset, decoded = as_dataset(dataset), {}
         top = [self._describe([(v, -t, -p) for v, t, p in entries], dataset, context, decoded)
-               for entries in tops]
-        means = [total / n_tokens for total in sums]
-        return NeuronSummary(self.layer, top, maxima, minima, means, edges, counts, n_tokens, dead_threshold,
-                             self)
+               for entries in scan.tops]
+        means = [total / scan.n_tokens for total in scan.sums]
+        return NeuronSummary(self.layer, top, scan.maxima, scan.minima, means, scan.edges, scan.counts,
+                             scan.n_tokens, dead_threshold, self)
 
     def logit_effect(self, neuron, k=10):
         """The neuron's direct effect on the logits (``W_out[neuron] @ W_U``, no layer norm):
@@ -281,6 +270,71 @@ class NeuronAnalyzer:
                              "text_index": text, "position": position, "left": left, "right": right,
                              "context": "".join(left) + f"⟦{token}⟧" + "".join(right)})
         return examples
+
+
+class NeuronScan:
+    """Running per-neuron statistics of ``NeuronAnalyzer.scan``: each neuron's best
+    ``count`` tokens as ``(value, -text, -position)`` (ties go to the earlier token), its
+    maximum, minimum and sum, and a histogram whose ``counts[0]`` is below ``edges[0]`` and
+    ``counts[-1]`` at or above ``edges[-1]``. ``merge`` adds a later shard's scan."""
+
+    def __init__(self, d_mlp, count, bins, edges=None):
+        self.d_mlp, self.count, self.bins = d_mlp, count, bins
+        self.tops = [[] for _ in range(d_mlp)]
+        self.maxima, self.minima = [float("-inf")] * d_mlp, [float("inf")] * d_mlp
+        self.sums, self.n_tokens = [0.0] * d_mlp, 0
+        self.edges = None if edges is None else [float(edge) for edge in edges]
+        if self.edges is not None and len(self.edges) != bins + 1:
+            raise ValueError(f"{len(self.edges)} histogram edges for {bins} bins; expected {bins + 1}")
+        self.counts = None if edges is None else [[0] * (bins + 2) for _ in range(d_mlp)]
+
+    def add(self, acts, index):
+        """One chunk: ``acts [n, m]`` at the tokens ``index`` (``(text, position)`` each)."""
+        m, n = self.d_mlp, len(index)
+        self.n_tokens += n
+        k = min(self.count, n)
+        values, rows = acts.topk(k, axis=0)  # [k, m]
+        values, rows = values.tolist(), rows.tolist()
+        for neuron in range(m):
+            candidates = [(values[j][neuron], -index[rows[j][neuron]][0], -index[rows[j][neuron]][1])
+                          for j in range(k)]
+            self.tops[neuron] = heapq.nlargest(self.count, self.tops[neuron] + candidates)
+        self.maxima = [max(a, b) for a, b in zip(self.maxima, acts.max(axis=0).tolist())]
+        self.minima = [min(a, b) for a, b in zip(self.minima, acts.min(axis=0).tolist())]
+        self.sums = [a + b for a, b in zip(self.sums, acts.sum(axis=0).tolist())]
+        if self.edges is None:  # fixed from the first chunk; below / above go to the end bins
+            low, high = min(self.minima), max(self.maxima)
+            high = high + 1e-3 * (high - low) if high > low else low + 1.0  # the maximum in the last bin
+            self.edges = [low + (high - low) * i / self.bins for i in range(self.bins + 1)]
+            self.counts = [[0] * (self.bins + 2) for _ in range(m)]
+        at_least = [(acts >= edge).astype("float32").sum(axis=0).tolist() for edge in self.edges]
+        for neuron in range(m):
+            above = [round(column[neuron]) for column in at_least]
+            row = self.counts[neuron]
+            row[0] += n - above[0]  # below the first edge
+            for b in range(self.bins):
+                row[b + 1] += above[b] - above[b + 1]
+            row[self.bins + 1] += above[self.bins]  # at or above the last edge
+
+    def merge(self, other):
+        """This scan followed by ``other`` (a later shard with the same edges); returns self."""
+        if (other.d_mlp, other.count, other.bins) != (self.d_mlp, self.count, self.bins):
+            raise ValueError("merging scans of different neurons, counts or bins")
+        if other.n_tokens == 0:
+            return self
+        if self.n_tokens == 0:
+            self.__dict__.update({key: value for key, value in other.__dict__.items()})
+            return self
+        if other.edges != self.edges:
+            raise ValueError("merging scans with different histogram edges; scan every shard with the "
+                             "same edges=")
+        self.tops = [heapq.nlargest(self.count, a + b) for a, b in zip(self.tops, other.tops)]
+        self.maxima = [max(a, b) for a, b in zip(self.maxima, other.maxima)]
+        self.minima = [min(a, b) for a, b in zip(self.minima, other.minima)]
+        self.sums = [a + b for a, b in zip(self.sums, other.sums)]
+        self.counts = [[a + b for a, b in zip(x, y)] for x, y in zip(self.counts, other.counts)]
+        self.n_tokens += other.n_tokens
+        return self
 
 
 class NeuronSummary:
@@ -323,4 +377,4 @@ def _check_counts(**values):
             raise ValueError(f"{name}={value!r}; expected an integer >= {low}")
 
 
-__all__ = ["NeuronAnalyzer", "NeuronSummary", "neuron_activations", "top_activating_tokens"]
+__all__ = ["NeuronAnalyzer", "NeuronScan", "NeuronSummary", "neuron_activations", "top_activating_tokens"]

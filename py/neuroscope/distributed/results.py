@@ -1,0 +1,74 @@
+"""What the distributed tasks return: the same objects whichever cluster ran them.
+
+Shapes: n examples, L layers, H heads.
+"""
+
+
+class DatasetAttentionScores:
+    """Per-head attention scores averaged over a dataset.
+
+    ``scores[kind]``: ``[L, H]`` Tensor of means over the ``n_examples`` texts, rows following
+    ``layers`` and columns ``heads`` (kinds: ``previous_token``, ``duplicate_token``,
+    ``induction``, ``entropy``: ``analysis.attention``'s scores); ``per_example[kind]``:
+    ``[n, L, H]`` when asked for (``per_example=True``), else None.
+    """
+
+    def __init__(self, layers, heads, scores, n_examples, per_example=None):
+        self.layers, self.heads, self.scores = list(layers), list(heads), scores
+        self.n_examples, self.per_example = n_examples, per_example
+
+    @property
+    def kinds(self):
+        return list(self.scores)
+
+    def _kind(self, kind):
+        if kind in self.scores:
+            return kind
+        if kind.endswith("_head") and kind[:-5] in self.scores:  # TransformerLens' names
+            return kind[:-5]
+        raise KeyError(f"no score named {kind!r}; these scores are {self.kinds}")
+
+    def table(self, kind):
+        """``{(layer, head): mean score}``."""
+        values = self.scores[self._kind(kind)].tolist()
+        return {(layer, head): values[i][j] for i, layer in enumerate(self.layers)
+                for j, head in enumerate(self.heads)}
+
+    def top_heads(self, kind, k=5, largest=True):
+        """The ``k`` heads with the largest (or smallest) mean: ``[(layer, head, score), ...]``."""
+        ranked = sorted(self.table(kind).items(), key=lambda item: item[1], reverse=largest)
+        return [(layer, head, score) for (layer, head), score in ranked[:k]]
+
+    def to_dict(self):
+        out = {"layers": self.layers, "heads": self.heads, "n_examples": self.n_examples,
+               "scores": {kind: values.tolist() for kind, values in self.scores.items()}}
+        if self.per_example is not None:
+            out["per_example"] = {kind: values.tolist() for kind, values in self.per_example.items()}
+        return out
+
+    def __repr__(self):
+        return (f"DatasetAttentionScores({self.n_examples} examples, layers={self.layers}, "
+                f"{len(self.heads)} heads, kinds={self.kinds})")
+
+
+class PatchingAverage:
+    """An activation-patching sweep averaged over clean/corrupted pairs.
+
+    ``mean``: the sweep's Tensor (``[L, H]`` for heads, ``[L, p]`` by position), each pair
+    normalised to 0 (corrupted) .. 1 (clean) before averaging; ``per_example``:
+    ``[n, ...]`` when asked for; ``kind``: the ``analysis.patching.SWEEPS`` name."""
+
+    def __init__(self, kind, mean, n_examples, per_example=None):
+        self.kind, self.mean, self.n_examples, self.per_example = kind, mean, n_examples, per_example
+
+    def to_dict(self):
+        out = {"kind": self.kind, "n_examples": self.n_examples, "mean": self.mean.tolist()}
+        if self.per_example is not None:
+            out["per_example"] = self.per_example.tolist()
+        return out
+
+    def __repr__(self):
+        return f"PatchingAverage({self.kind}, {self.n_examples} pairs, shape={list(self.mean.shape)})"
+
+
+__all__ = ["DatasetAttentionScores", "PatchingAverage"]
