@@ -12,6 +12,7 @@ from .autograd import enable_grad, no_grad
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
 from .datasets import Dataset
+from .distributed import ComputeCluster, DistributedAnalysis
 from .errors import (
     DatasetError,
     InvalidIndexError,
@@ -54,8 +55,9 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "Circuit", "CircuitFinder", "Dataset",
-    "DatasetError",
+    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "Circuit", "CircuitFinder",
+    "ComputeCluster", "Dataset",
+    "DatasetError", "DistributedAnalysis",
     "FunctionHook",
     "FunctionIntervention",
     "HookManager", "HookPoint", "Hypothesis", "HypothesisTester", "Intervention", "InterventionHook",

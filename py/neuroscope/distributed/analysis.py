@@ -151,7 +151,7 @@ class DistributedAnalysis:
         order = {future.key: number for number, future in enumerate(futures)}
         partials = [None] * len(futures)
         try:
-            for done, future in enumerate(as_completed(futures), start=1):
+            for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
                 partials[order[future.key]] = future.result()  # re-raises a task's own error
                 report(done, len(futures))
         finally:

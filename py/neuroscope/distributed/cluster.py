@@ -9,6 +9,7 @@ here, when a cluster is made. References: Rocklin, "Dask: Parallel Computation w
 algorithms and Task Scheduling" (SciPy 2015); the ``distributed`` documentation.
 """
 
+import logging
 import os
 
 from ..errors import NeuroScopeError
@@ -62,8 +63,8 @@ class ComputeCluster:
         each with ``threads_per_worker`` threads; other options go to ``LocalCluster``."""
         distributed = _distributed()
         n_workers = n_workers or os.cpu_count() or 1
-        options.setdefault("dashboard_address", None)
-        options.setdefault("silence_logs", "error")
+        options.setdefault("dashboard_address", ":0")  # a free port: never collide with another cluster
+        options.setdefault("silence_logs", logging.ERROR)
         deployment = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                                               processes=True, **options)
         return cls(deployment.scheduler_address, timeout, _deployment=deployment)
