@@ -18,6 +18,7 @@ from neuroscope.analysis.attention import AttentionAnalyzer
 from neuroscope.analysis.patching import logit_diff_metric, normalized_metric, patching_sweep
 from neuroscope.distributed import (
     ClusterConnectionError,
+    ClusterError,
     ComputeCluster,
     DistributedAnalysis,
     DistributedTaskError,
@@ -153,6 +154,8 @@ def test_refusals(model, texts):
         DistributedAnalysis(model, None, "activations", texts, combine=sum)
     with pytest.raises(ModelReferenceError, match="source is 'random"):
         analysis.model_reference(neuroscope.TransformerModel.from_config(model.cfg, seed=0))
+    with pytest.raises(ClusterError, match="only in its worker"):
+        ComputeCluster.browser()
     with pytest.raises(TypeError, match="cluster="):
         run(model, "tcp://nowhere", "attention_pattern_analysis", texts[:2])
 

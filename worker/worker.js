@@ -17,12 +17,14 @@
 //   forgetWeights(url?)      ./weights.js: drop cached weights (one URL, or all)
 //   storage                  ./storage.js: durable bytes for saved and spilled activations
 //   progress(label, done, total), interrupted()   long work's progress; a pending interrupt
+//   pool, cores              ./pool.js's WorkerPool (ComputeCluster.browser()); hardwareConcurrency
 // Long-lived proxies: the `neuroscope_session` module's functions, kept for the worker's
 // lifetime; each per-call proxy is destroyed after use.
 
 import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
 import { KernelBridge } from "./bridge.js";
 import { fetchBytes, fetchBytesSync } from "./files.js";
+import { WorkerPool } from "./pool.js";
 import { BACKENDS, serveRequests } from "./protocol.js";
 import { pythonStorage } from "./storage.js";
 import { createTokenizer } from "./tokenizer.js";
@@ -93,6 +95,9 @@ async function boot({ backend: forced = null, pageURL = null, hubURL = null, thr
       return true;
     },
     storage: pythonStorage,
+    // ComputeCluster.browser(): more workers like this one (./pool.js), started on first use.
+    cores: self.navigator?.hardwareConcurrency ?? 1,
+    pool: new WorkerPool({ pageURL: pageURL ?? self.location.href, hubURL }, ctx.log),
   };
   pyodide.registerJsModule("neuroscope_js", host);
   const session = pyodide.pyimport("neuroscope_session");

@@ -342,9 +342,11 @@ def make_task(task, combine=None, **options):
         raise DistributedTaskError(f"task={task!r}; expected one of {sorted(TASKS)} or a function "
                                    "(model, examples) -> partial with combine=")
     try:
-        return TASKS[task](**options)
+        made = TASKS[task](**options)
     except TypeError as error:
         raise DistributedTaskError(f"task {task!r}: {error}") from None
+    made.options = dict(options)  # how another process rebuilds it (browser.task_spec)
+    return made
 
 
 def _zeros_like(table):
