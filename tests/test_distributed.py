@@ -86,6 +86,21 @@ def test_top_neurons_equal_the_one_process_pass(model, texts, cluster):
         DistributedAnalysis(model, cluster, "top_activating_neurons", texts, layer=2, shard_size=10)
 
 
+def test_neuron_profile_and_probe_features_equal_the_one_process_calls(model, texts, cluster):
+    spread = run(model, cluster, "neuron_profile", texts, layer=1, neuron=7, count=6)
+    assert spread == neuroscope.NeuronAnalyzer(model, 1).profile(7, texts, count=6, progress=False)
+    from neuroscope.analysis import probe_layers
+
+    pairs = neuroscope.Dataset.builtin("demo/ioi-order")[:80]
+    features = run(model, cluster, "activations", pairs, component="residual", layer=[0, 2])
+    assert sorted(features) == [0, 2] and list(features[2].shape) == [80, 256]
+    shared = probe_layers(model, pairs, "residual", layers=[0, 2], features=features, progress=False)
+    alone = probe_layers(model, pairs, "residual", layers=[0, 2], cache=False, progress=False)
+    assert shared.train_accuracy == alone.train_accuracy and shared.test_accuracy == alone.test_accuracy
+    with pytest.raises(neuroscope.analysis.probes.ProbeError, match="needs layer 1"):
+        probe_layers(model, pairs, "residual", layers=[1], features=features, progress=False)
+
+
 def test_patching_average_equals_pairs_by_hand(model, cluster):
     pairs = neuroscope.Dataset.builtin("demo/ioi")[:6]
     spread = run(model, cluster, "activation_patching", pairs, kind="heads", shard_size=2, per_example=True)

@@ -101,3 +101,24 @@ def mine(model, examples):
     return len(examples)
 DistributedAnalysis(model, ComputeCluster.browser(2), mine, texts, combine=sum, progress=False).run()""")
     assert error["pyType"] == "ClusterError" and "import a task by name" in error["message"]
+
+
+def test_the_lens_dataset_views_use_the_pool(pool_page):
+    from neuroscope import lens
+
+    cores = pool_page.evaluate("navigator.hardwareConcurrency")
+    page_neurons, page_probes = python(pool_page, """
+from neuroscope import lens
+[lens.neurons(model, 1, 7, k=5, dataset="demo/ioi"), lens.probes(model, "demo/ioi-order")]""")
+    model = neuroscope.TransformerModel.from_huggingface("demo")
+    neurons, probes = lens.neurons(model, 1, 7, k=5, dataset="demo/ioi"), lens.probes(model, "demo/ioi-order")
+    expected = cores if cores > 1 else 1
+    assert page_neurons["workers"] == expected and page_probes["workers"] == expected
+    assert neurons["workers"] == 1 and "ComputeCluster" not in neurons["code"]
+    if expected > 1:
+        assert f"ComputeCluster.browser({cores})" in page_neurons["code"] + page_probes["code"]
+    assert page_neurons["histogram"]["counts"] == neurons["histogram"]["counts"]
+    # The top tokens tie (the same word at the same place of many prompts): compare their values.
+    assert max(abs(a["activation"] - b["activation"])
+               for a, b in zip(page_neurons["examples"], neurons["examples"])) <= 1e-3
+    assert max(abs(a - b) for a, b in zip(page_probes["test"], probes["test"])) <= 0.02

@@ -181,13 +181,28 @@ class NeuronAnalyzer:
         "max", "min", "mean", "fraction_active"`` (share of tokens above 0)``}``."""
         _, neuron = _check_neuron(self.model, self.layer, neuron)
         _check_counts(count=count, context=context, bins=bins)
-        dataset, best, values = as_dataset(dataset), [], []
-        for acts, index in self._chunks(dataset, progress, f"neuron L{self.layer}N{neuron}"):
+        dataset = as_dataset(dataset)
+        best, values = self.profile_scan(neuron, dataset, count, exclude_bos, progress=progress)
+        return self.profile_summary(best, values, dataset, context, bins)
+
+    def profile_scan(self, neuron, dataset, count=20, exclude_bos=True, start=0, progress=None):
+        """``profile``'s pass over ``dataset`` (examples numbered from ``start``): ``(best,
+        values)``, the top ``count`` as ``(value, -text, -position)`` and every token's value in
+        dataset order. Shards' scans, concatenated in order, give the whole dataset's."""
+        _, neuron = _check_neuron(self.model, self.layer, neuron)
+        _check_counts(count=count)
+        best, values = [], []
+        for acts, index in self._chunks(as_dataset(dataset), progress, f"neuron L{self.layer}N{neuron}"):
             column = acts[:, neuron].tolist()  # one float per token: the histogram's data
-            kept = [(value, -text, -position) for value, (text, position) in zip(column, index)
+            kept = [(value, -(start + text), -position) for value, (text, position) in zip(column, index)
                     if not (exclude_bos and position == 0 and self.model.prepends_bos())]
             values += [value for value, _, _ in kept]
             best = heapq.nlargest(count, best + kept)
+        return best, values
+
+    def profile_summary(self, best, values, dataset, context=8, bins=30):
+        """``profile``'s result from a scan's ``best`` and ``values`` over ``dataset``."""
+        _check_counts(context=context, bins=bins)
         if not values:
             raise ValueError("the dataset has no tokens to analyse")
         low, high = min(values), max(values)
@@ -195,7 +210,7 @@ class NeuronAnalyzer:
         counts = [0] * bins
         for value in values:
             counts[min(bins - 1, int((value - low) / width))] += 1
-        return {"examples": self._describe([(v, -t, -p) for v, t, p in best], dataset, context),
+        return {"examples": self._describe([(v, -t, -p) for v, t, p in best], as_dataset(dataset), context),
                 "edges": [low + width * i for i in range(bins + 1)], "counts": counts,
                 "n_tokens": len(values),
                 "max": high, "min": low, "mean": sum(values) / len(values),

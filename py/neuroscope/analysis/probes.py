@@ -512,7 +512,7 @@ class ProbeSweep:
 
 def probe_layers(model, dataset, component, layers="all", labels="label", position="last",
                  regularization=0.01, test_fraction=0.25, seed=0, progress=None, max_iter=1000, tol=1e-6,
-                 batch_size=None, cache=True):
+                 batch_size=None, cache=True, features=None):
     """Train a ``LinearProbe`` on ``component`` at each layer; a ``ProbeSweep`` of accuracies.
 
     Features are ``model.activations_at(component, layer, dataset, position=position)``
@@ -522,6 +522,8 @@ def probe_layers(model, dataset, component, layers="all", labels="label", positi
     every class. ``progress`` counts layers: None for a bar (the page's in the browser), False
     for none, or a callable ``(done, total)``. ``batch_size`` and ``cache`` go to
     ``activations_at`` (with ``cache=True`` a second sweep reads the activations back).
+    ``features``: ``{layer: [n_examples, d] Tensor}`` computed elsewhere (the ``activations``
+    task of ``DistributedAnalysis`` with a list of layers); the model then does not run.
     """
     n_layers = model.cfg.n_layers
     if layers is None or (isinstance(layers, str) and layers.lower() == "all"):
@@ -546,16 +548,19 @@ def probe_layers(model, dataset, component, layers="all", labels="label", positi
     train_accuracy, test_accuracy, probes = [], [], []
     report(0, len(layers))
     for done, layer in enumerate(layers, 1):
-        features = model.activations_at(component, layer, dataset, position=position, batch_size=batch_size,
-                                        cache=cache, progress=False)  # [n, d]
-        if features.ndim != 2 or features.shape[0] != len(values):
-            raise ShapeError(f"activations_at({component!r}, {layer}) gave shape {list(features.shape)};"
+        if features is not None and layer not in features:
+            raise ProbeError(f"features= has layers {sorted(features)}; the sweep needs layer {layer}")
+        acts = features[layer] if features is not None else model.activations_at(
+            component, layer, dataset, position=position, batch_size=batch_size, cache=cache,
+            progress=False)  # [n, d]
+        if acts.ndim != 2 or acts.shape[0] != len(values):
+            raise ShapeError(f"activations_at({component!r}, {layer}) gave shape {list(acts.shape)};"
                              f" expected [{len(values)}, d] for the dataset's {len(values)} examples")
-        train_features = features.take(train_rows)
+        train_features = acts.take(train_rows)
         probe = LinearProbe(train_features, train_labels, regularization).train(max_iter, tol)
         probes.append(probe)
         train_accuracy.append(probe.evaluate(train_features, train_labels)["accuracy"])
-        test_accuracy.append(probe.evaluate(features.take(test_rows), test_labels)["accuracy"]
+        test_accuracy.append(probe.evaluate(acts.take(test_rows), test_labels)["accuracy"]
                              if test_rows else None)
         report(done, len(layers))
     return ProbeSweep(component, position, layers, train_accuracy, test_accuracy, probes, probes[0].classes,

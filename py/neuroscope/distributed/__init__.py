@@ -7,7 +7,8 @@ See ``analysis.py`` for how shards, the model reference and the combination work
 """
 
 from .analysis import DistributedAnalysis, ModelReferenceError, default_shard_size, model_reference
-from .cluster import ClusterConnectionError, ClusterError, ComputeCluster
+from .cluster import ComputeCluster
+from .errors import ClusterConnectionError, ClusterError
 from .results import DatasetAttentionScores, PatchingAverage
 from .tasks import TASKS, DistributedTaskError
 

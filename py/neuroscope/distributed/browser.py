@@ -15,7 +15,7 @@ import json
 
 from .. import errors
 from .analysis import run_shard
-from .cluster import ClusterError
+from .errors import ClusterError
 from .tasks import UserTask, make_task
 
 

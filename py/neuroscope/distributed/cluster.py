@@ -12,17 +12,9 @@ algorithms and Task Scheduling" (SciPy 2015); the ``distributed`` documentation.
 import logging
 import os
 
-from ..errors import NeuroScopeError
+from .errors import ClusterConnectionError, ClusterError
 
 DEFAULT_TIMEOUT = 10.0  # seconds to reach a scheduler
-
-
-class ClusterError(NeuroScopeError, RuntimeError):
-    """A cluster that cannot be made, reached or used."""
-
-
-class ClusterConnectionError(ClusterError, ConnectionError):
-    """No scheduler answered at the address within the timeout."""
 
 
 def _distributed():
@@ -88,7 +80,7 @@ class ComputeCluster:
     def browser(cls, n_workers=None):
         """The Lens's pool of Pyodide workers (``navigator.hardwareConcurrency`` of them by
         default); only inside the Lens's worker."""
-        from .browser import BrowserPool
+        from .browser import BrowserPool  # the browser's half imports Pyodide's modules when used
 
         return BrowserPool(n_workers)
 

@@ -7,8 +7,8 @@ shard order* on the caller's side. Partials are plain data (numbers, lists, dict
 pickle for Dask and cross a browser worker's boundary as JSON; sums are kept in float64
 and added in shard order, so a result does not depend on which worker ran which shard.
 
-Built in: ``attention_pattern_analysis``, ``top_activating_neurons``, ``activation_patching``
-and ``activations``; ``UserTask(partial, combine)`` wraps a user's pair of functions.
+Built in: ``attention_pattern_analysis``, ``top_activating_neurons``, ``neuron_profile``,
+``activation_patching`` and ``activations``; ``UserTask(partial, combine)`` wraps a user's pair of functions.
 Every task runs one example at a time where it can, so an error names its example (see
 ``at_example``).
 
@@ -16,6 +16,7 @@ Shapes: L layers, H heads, p positions, d a hook point's width.
 """
 
 import contextlib
+import heapq
 
 from ..analysis.attention import AttentionAnalyzer
 from ..analysis.neurons import EXAMPLES_PER_CHUNK, NeuronAnalyzer, NeuronScan
@@ -164,6 +165,37 @@ class TopNeuronsTask:
         return analyzer.summary(scan, dataset, self.context, self.dead_threshold)
 
 
+class NeuronProfileTask:
+    """``NeuronAnalyzer(model, layer).profile(neuron, dataset, ...)`` shard by shard: the
+    same dict (top tokens, histogram, max/min/mean, fraction active)."""
+
+    name = "neuron_profile"
+    chunked = True
+
+    def __init__(self, layer=None, neuron=None, count=20, context=8, bins=30, exclude_bos=True):
+        if layer is None or neuron is None:
+            raise DistributedTaskError("neuron_profile needs layer= and neuron=")
+        self.layer, self.neuron, self.count, self.context = layer, neuron, count, context
+        self.bins, self.exclude_bos = bins, exclude_bos
+
+    def prepare(self, model, dataset):
+        return {}
+
+    def partial(self, model, examples, start, context):
+        analyzer = NeuronAnalyzer(model, self.layer)
+        best, values = analyzer.profile_scan(self.neuron, examples, self.count, self.exclude_bos, start=start,
+                                             progress=False)
+        return {"best": best, "values": values}
+
+    def combine(self, partials, model, dataset, context):
+        best, values = [], []
+        for part in partials:
+            best = heapq.nlargest(self.count, best + [tuple(entry) for entry in part["best"]])
+            values += part["values"]
+        analyzer = NeuronAnalyzer(model, self.layer)
+        return analyzer.profile_summary(best, values, dataset, self.context, self.bins)
+
+
 _PATCH_KINDS = {"heads": "attn_head_out_all_pos", "resid": "resid_pre", "mlp": "mlp_out"}
 _FIELDS = {"clean": ("clean", "prompt", "text"), "corrupted": ("corrupted", "corrupted_prompt"),
            "answer": ("answer",), "wrong": ("wrong", "incorrect")}
@@ -257,7 +289,8 @@ class PatchingTask:
 class ActivationsTask:
     """``model.activations_at(component, layer, dataset, position)`` shard by shard, in
     dataset order: ``[n_examples, d]``, or ``([n_tokens, d], index [n_tokens, 2])`` for
-    ``position="all"`` (the index's example numbers are the dataset's)."""
+    ``position="all"`` (the index's example numbers are the dataset's). ``layer`` may be a
+    list: then ``{layer: result}`` (the features of ``probe_layers(..., features=)``)."""
 
     name = "activations"
     chunked = True
@@ -266,36 +299,39 @@ class ActivationsTask:
         if component is None or layer is None:
             raise DistributedTaskError("activations needs component= and layer= (as model.activations_at)")
         self.component, self.layer, self.position = component, layer, position
+        self.layers = list(layer) if isinstance(layer, (list, tuple)) else [layer]
 
     def prepare(self, model, dataset):
         return {}
 
     def partial(self, model, examples, start, context):
         def run(chunk):
-            return model.activations_at(self.component, self.layer, chunk, self.position, cache=False,
-                                        progress=False)
+            return [model.activations_at(self.component, layer, chunk, self.position, cache=False,
+                                         progress=False) for layer in self.layers]
 
         try:
-            result = run(examples)
+            results = run(examples)
         except Exception as error:
             name_failing_example(error, lambda example: run([example]), list(examples), start)
             raise
         if self.position == "all":
-            acts, index = result
-            index = [[start + text, position] for text, position in index.tolist()]
-            return {"acts": _host(acts), "index": index}
-        return {"acts": _host(result)}
+            index = [[start + text, position] for text, position in results[0][1].tolist()]
+            return {"acts": [_host(acts) for acts, _ in results], "index": index}
+        return {"acts": [_host(acts) for acts in results]}
 
     def combine(self, partials, model, dataset, context):
-        parts = [part for part in partials if len(part["acts"])]
+        parts = [part for part in partials if len(part["acts"][0])]
         if not parts:
             raise DistributedTaskError("the dataset is empty: no activations to gather")
-        acts = cat([as_tensor(part["acts"], dtype="float32", backend=model.backend) for part in parts])
-        if self.position != "all":
-            return acts
-        rows = [row for part in parts for row in part["index"]]
-        index = as_tensor(rows, dtype="int64", backend=model.backend)
-        return acts, index
+        out = {}
+        for number, layer in enumerate(self.layers):
+            acts = cat([as_tensor(part["acts"][number], dtype="float32", backend=model.backend)
+                        for part in parts])
+            if self.position == "all":
+                rows = [row for part in parts for row in part["index"]]
+                acts = acts, as_tensor(rows, dtype="int64", backend=model.backend)
+            out[layer] = acts
+        return out if isinstance(self.layer, (list, tuple)) else out[self.layers[0]]
 
 
 class UserTask:
@@ -326,7 +362,8 @@ class UserTask:
         return self.combiner(list(partials))
 
 
-TASKS = {task.name: task for task in (AttentionPatternTask, TopNeuronsTask, PatchingTask, ActivationsTask)}
+TASKS = {task.name: task for task in (AttentionPatternTask, TopNeuronsTask, NeuronProfileTask, PatchingTask,
+                                      ActivationsTask)}
 
 
 def make_task(task, combine=None, **options):
@@ -361,5 +398,6 @@ def _scale(a, factor):
     return [_scale(x, factor) for x in a] if isinstance(a, list) else a * factor
 
 
-__all__ = ["TASKS", "ActivationsTask", "AttentionPatternTask", "DistributedTaskError", "PatchingTask",
+__all__ = ["TASKS", "ActivationsTask", "AttentionPatternTask", "DistributedTaskError", "NeuronProfileTask",
+           "PatchingTask",
            "TopNeuronsTask", "UserTask", "at_example", "make_task", "name_failing_example"]

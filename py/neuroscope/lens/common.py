@@ -131,3 +131,23 @@ def literal(value):
 
 __all__ = ["DIGITS", "check_k", "check_layer", "decoder", "literal", "model_info", "model_name",
            "prompt_tokens", "round_sig", "rounded", "token_code", "token_id", "top_entries", "topk_table"]
+
+
+POOL_MIN_EXAMPLES = 64  # fewer examples finish before a pool of workers has booted
+
+
+def dataset_cluster(model, n_examples):
+    """Where a dataset-scale view runs: the page's pool of workers (``ComputeCluster.browser()``)
+    in the browser when it has more than one core, the model loads from a URL and the dataset
+    holds at least ``POOL_MIN_EXAMPLES`` examples; otherwise None (this process)."""
+    try:
+        import neuroscope_js
+    except ImportError:
+        return None
+    if int(getattr(neuroscope_js, "cores", 1) or 1) < 2 or n_examples < POOL_MIN_EXAMPLES:
+        return None
+    source = getattr(model, "source", None)
+    if not isinstance(source, str) or "://" not in source:
+        return None
+    from ..distributed import ComputeCluster
+    return ComputeCluster.browser()

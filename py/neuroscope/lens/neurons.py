@@ -11,7 +11,8 @@ import json
 import os
 
 from ..analysis import top_activating_tokens
-from .common import check_k, literal, round_sig
+from ..distributed import DistributedAnalysis
+from .common import check_k, dataset_cluster, literal, round_sig
 
 # Used when no text_heldout.json is found: plain English with repeated words and
 # names, so token-, position- and induction-like neurons all have something to fire on.
@@ -100,15 +101,31 @@ def _over_dataset(model, layer, neuron, dataset, k, context):
     from .datasets import open_dataset
     data, source = open_dataset(dataset)
     analyzer = NeuronAnalyzer(model, layer)
-    profile = analyzer.profile(neuron, data, count=k, context=context)
+    cluster = dataset_cluster(model, len(data))
+    if cluster is None:
+        profile = analyzer.profile(neuron, data, count=k, context=context)
+    else:
+        profile = DistributedAnalysis(model, cluster, "neuron_profile", data, layer=layer, neuron=neuron,
+                                      count=k, context=context).run()
     effect = analyzer.logit_effect(neuron, k=8)
     for example in profile["examples"]:
         example["activation"] = round_sig(example["activation"])
-    code = (f"from neuroscope import Dataset, NeuronAnalyzer\n\nneurons = NeuronAnalyzer(model, {layer})\n"
-            f"profile = neurons.profile({neuron}, {source}, count={k}, "
-            f"context={context})\neffect = neurons.logit_effect({neuron}, k=8)\n")
+    if cluster is None:
+        code = (f"from neuroscope import Dataset, NeuronAnalyzer\n\n"
+                f"neurons = NeuronAnalyzer(model, {layer})\n"
+                f"profile = neurons.profile({neuron}, {source}, count={k}, "
+                f"context={context})\neffect = neurons.logit_effect({neuron}, k=8)\n")
+    else:
+        code = (f"from neuroscope import ComputeCluster, Dataset, DistributedAnalysis, NeuronAnalyzer\n\n"
+                f"# {cluster.n_workers} workers of this page share the dataset\n"
+                f"profile = DistributedAnalysis(model, ComputeCluster.browser({cluster.n_workers}), "
+                f"\"neuron_profile\", {source},\n"
+                f"                              layer={layer}, neuron={neuron}, count={k}, "
+                f"context={context}).run()\n"
+                f"effect = NeuronAnalyzer(model, {layer}).logit_effect({neuron}, k=8)\n")
     return {"layer": layer, "neuron": neuron, "hook": f"blocks.{layer}.mlp.hook_post", "dataset": dataset,
             "n_texts": len(data), "n_tokens": profile["n_tokens"], "examples": profile["examples"],
+            "workers": 1 if cluster is None else cluster.n_workers,
             "histogram": {"edges": [round_sig(e) for e in profile["edges"]], "counts": profile["counts"]},
             "max": round_sig(profile["max"]), "mean": round_sig(profile["mean"]),
             "fraction_active": round_sig(profile["fraction_active"]),

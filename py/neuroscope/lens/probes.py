@@ -10,7 +10,8 @@ the train and test accuracy per layer with the chance level (the largest class's
 from collections import Counter
 
 from ..analysis.probes import probe_layers
-from .common import literal, round_sig
+from ..distributed import DistributedAnalysis
+from .common import dataset_cluster, literal, round_sig
 from .datasets import open_dataset
 
 PROBE_DATASETS = ("demo/ioi-order", "demo/facts-relation")
@@ -23,16 +24,37 @@ def probes(model, dataset="demo/ioi-order", component="residual", position="last
     if component not in PROBE_COMPONENTS:
         raise ValueError(f"component {component!r}; the probe view offers {', '.join(PROBE_COMPONENTS)}")
     data, source = open_dataset(dataset)
-    sweep = probe_layers(model, data, component, position=position, regularization=regularization)
+    cluster, features = dataset_cluster(model, len(data)), None
+    if cluster is not None:  # the page's workers compute every layer's features; training runs here
+        features = DistributedAnalysis(model, cluster, "activations", data, component=component,
+                                       layer=list(range(model.cfg.n_layers)), position=position).run()
+    sweep = probe_layers(model, data, component, position=position, regularization=regularization,
+                         features=features)
     counts = Counter(data.column("label"))
     return {"dataset": dataset, "component": component, "layers": sweep.layers,
             "train": [round_sig(a) for a in sweep.train_accuracy],
             "test": [None if a is None else round_sig(a) for a in sweep.test_accuracy],
             "chance": round_sig(max(counts.values()) / len(data)), "classes": [str(c) for c in sweep.classes],
             "n_train": sweep.n_train, "n_test": sweep.n_test, "best_layer": sweep.best_layer,
-            "code": (f"from neuroscope import Dataset\nfrom neuroscope.analysis import probe_layers\n"
-                     f"sweep = probe_layers(model, {source}, {literal(component)}, "
-                     f"position={literal(position)}, regularization={regularization!r})\nsweep.to_dict()")}
+            "workers": 1 if cluster is None else cluster.n_workers, "code": _code(source, component, position,
+                                                                                 regularization, cluster)}
+
+
+def _code(source, component, position, regularization, cluster):
+    call = (f"sweep = probe_layers(model, {source}, {literal(component)}, position={literal(position)}, "
+            f"regularization={regularization!r}{{features}})\nsweep.to_dict()")
+    if cluster is None:
+        return ("from neuroscope import Dataset\nfrom neuroscope.analysis import probe_layers\n"
+                + call.format(features=""))
+    return ("from neuroscope import ComputeCluster, Dataset, DistributedAnalysis\n"
+            "from neuroscope.analysis import probe_layers\n\n"
+            f"# {cluster.n_workers} workers of this page compute the features of every layer\n"
+            f"features = DistributedAnalysis(model, ComputeCluster.browser({cluster.n_workers}), "
+            f"\"activations\", {source},\n"
+            f"                               component={literal(component)}, "
+            f"layer=list(range(model.cfg.n_layers)),\n"
+            f"                               position={literal(position)}).run()\n"
+            + call.format(features=", features=features"))
 
 
 __all__ = ["PROBE_COMPONENTS", "PROBE_DATASETS", "probes"]
