@@ -160,6 +160,16 @@ def test_a_task_error_comes_back_as_itself_with_its_example(model, texts, cluste
     assert caught.value.example_index == 4
 
 
+def test_the_first_failing_shard_wins_whatever_finishes_first():
+    seen = []
+    late, early = KeyError("shard 3"), ValueError("shard 1")
+    outcomes = [(3, None, late), (0, "a", None), (2, "c", None), (1, None, early), (4, "e", None)]
+    with pytest.raises(ValueError, match="shard 1"):
+        analysis.gather_in_order(iter(outcomes), 5, lambda done, total: seen.append(done), seen.append)
+    assert seen == [3, 1, 2, 1]  # cancel past shard 3; shards 0 and 2 in; cancel past shard 1
+    assert analysis.gather_in_order(iter([(1, "b", None), (0, "a", None)]), 2, lambda *_: None) == ["a", "b"]
+
+
 def test_refusals(model, texts):
     with pytest.raises(DistributedTaskError, match="expected one of"):
         DistributedAnalysis(model, None, "attention", texts)

@@ -85,6 +85,31 @@ def default_shard_size(n_examples):
     return SHARD_QUANTUM * max(1, quanta)
 
 
+def gather_in_order(outcomes, n_shards, report, cancel_after=None):
+    """The partials of ``n_shards`` shards from ``outcomes``, ``(number, partial, error)`` in
+    the order they finish. A failed shard's error is raised once every earlier shard is in,
+    and only the first failing shard's: the same error as a run in one process, whichever
+    worker was quicker. ``cancel_after(number)`` drops the work past a failed shard."""
+    partials, done, failed = [None] * n_shards, [False] * n_shards, None
+    finished = 0
+    for number, partial, error in outcomes:
+        if failed is not None and number > failed[0]:
+            continue
+        if error is not None:
+            failed = (number, error)
+            if cancel_after is not None:
+                cancel_after(number)
+        else:
+            partials[number], done[number] = partial, True
+            finished += 1
+            report(finished, n_shards)
+        if failed is not None and all(done[:failed[0]]):
+            raise failed[1]
+        if finished == n_shards:
+            break
+    return partials
+
+
 class DistributedAnalysis:
     """``DistributedAnalysis(model, cluster, task, dataset, **options).run()``.
 
@@ -149,19 +174,26 @@ class DistributedAnalysis:
                                  key=f"neuroscope-{self.task.name}-{run}-{number}")
                    for number, (start, records) in enumerate(shards)]
         order = {future.key: number for number, future in enumerate(futures)}
-        partials = [None] * len(futures)
+
+        def outcomes():
+            for future in as_completed(futures, loop=client.loop):
+                try:
+                    yield order[future.key], future.result(), None
+                except Exception as error:  # the task's own error, re-raised by Dask
+                    yield order[future.key], None, error
+
+        def cancel_after(number):
+            client.cancel(futures[number + 1:])
+
         try:
-            for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
-                partials[order[future.key]] = future.result()  # re-raises a task's own error
-                report(done, len(futures))
+            return gather_in_order(outcomes(), len(futures), report, cancel_after)
         finally:
             client.cancel(futures)
-        return partials
 
     def __repr__(self):
         return (f"DistributedAnalysis({self.task.name}, {len(self.dataset)} examples in shards of "
                 f"{self.shard_size}, cluster={self.cluster!r})")
 
 
-__all__ = ["DistributedAnalysis", "ModelReferenceError", "default_shard_size", "model_reference", "run_shard",
-           "worker_model"]
+__all__ = ["DistributedAnalysis", "ModelReferenceError", "default_shard_size", "gather_in_order",
+           "model_reference", "run_shard", "worker_model"]

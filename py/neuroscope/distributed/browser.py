@@ -14,7 +14,7 @@ import importlib
 import json
 
 from .. import errors
-from .analysis import run_shard
+from .analysis import gather_in_order, run_shard
 from .errors import ClusterError
 from .tasks import UserTask, make_task
 
@@ -116,19 +116,18 @@ class BrowserPool:
         jobs = [{"index": number, "payload": json.dumps({"reference": reference, "task": spec, "start": start,
                                                           "examples": records, "context": context})}
                 for number, (start, records) in enumerate(shards)]
-        partials = [None] * len(jobs)
-        try:
-            pool.submit(to_js(jobs, dict_converter=_js_object))
-            for done in range(1, len(jobs) + 1):
+        def outcomes():
+            for _ in range(len(jobs)):
                 outcome = run_sync(pool.next())
                 answer = json.loads(outcome.result)
-                if "error" in answer:
-                    raise _rebuilt(answer["error"])
-                partials[int(outcome.index)] = answer["partial"]
-                report(done, len(jobs))
+                error = _rebuilt(answer["error"]) if "error" in answer else None
+                yield int(outcome.index), answer.get("partial"), error
+
+        try:
+            pool.submit(to_js(jobs, dict_converter=_js_object))
+            return gather_in_order(outcomes(), len(jobs), report)
         finally:
             pool.cancel()  # drops what is left of the run (nothing, when it finished)
-        return partials
 
     def __repr__(self):
         return f"ComputeCluster.browser({self.n_workers} workers)"
