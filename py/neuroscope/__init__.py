@@ -12,6 +12,19 @@ from .autograd import enable_grad, no_grad
 from .backends import get_backend, set_backend
 from .cache import ActivationCache
 from .datasets import Dataset
+from .display import (
+    ActivationsVisualizer,
+    AttentionVisualizer,
+    AttributionVisualizer,
+    CircuitVisualizer,
+    LogitLensVisualizer,
+    NeuronVisualizer,
+    PatchingVisualizer,
+    ProbeVisualizer,
+    TensorVisualizer,
+    inspect,
+    show,
+)
 from .distributed import ComputeCluster, DistributedAnalysis
 from .errors import (
     DatasetError,
@@ -55,20 +68,24 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActivationCache", "ActivationHook", "AddVector", "CachingHook", "Circuit", "CircuitFinder",
+    "ActivationCache", "ActivationHook", "ActivationsVisualizer", "AddVector", "AttentionVisualizer",
+    "AttributionVisualizer", "CachingHook", "Circuit", "CircuitFinder", "CircuitVisualizer",
     "ComputeCluster", "Dataset",
     "DatasetError", "DistributedAnalysis",
     "FunctionHook",
     "FunctionIntervention",
     "HookManager", "HookPoint", "Hypothesis", "HypothesisTester", "Intervention", "InterventionHook",
     "InvalidIndexError", "InvalidTokenError",
-    "LayerNotFoundError", "LinearProbe",
+    "LayerNotFoundError", "LinearProbe", "LogitLensVisualizer",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",
+    "NeuronVisualizer",
     "NeuroScopeError",
-    "NoiseInjection", "Patch", "ProbeHook", "ResampleAblation", "ResearchPaper", "Scale", "ShapeError",
-    "StorageKeyError", "StorageQuotaError", "Tensor",
+    "NoiseInjection", "Patch", "PatchingVisualizer", "ProbeHook", "ProbeVisualizer", "ResampleAblation",
+    "ResearchPaper", "Scale", "ShapeError",
+    "StorageKeyError", "StorageQuotaError", "Tensor", "TensorVisualizer",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
-    "act_name", "arange", "cat", "component_name", "enable_grad", "full", "get_backend", "matmul", "no_grad",
+    "act_name", "arange", "cat", "component_name", "enable_grad", "full", "get_backend", "inspect", "matmul",
+    "no_grad",
     "ones", "probe_layers",
-    "set_backend", "stack", "tensor", "where", "zeros",
+    "set_backend", "show", "stack", "tensor", "where", "zeros",
 ]

@@ -128,5 +128,16 @@ class ActivationCache:
         cache.tokens, cache.attention_mask = extras["tokens"], extras["attention_mask"]
         return cache
 
+    def _repr_html_(self):
+        from .display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from .display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"

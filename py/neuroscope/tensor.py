@@ -65,6 +65,17 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def _repr_html_(self):
+        from .display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from .display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         head = f"shape={list(self.shape)}, dtype={self.dtype}, backend={self.backend.name}"
         numpy = sys.modules.get("numpy") if self.backend.name == "numpy" else None

@@ -224,6 +224,17 @@ class AttentionAnalysis:
             out["patterns"] = {str(layer): pattern.tolist() for layer, pattern in self.patterns.items()}
         return out
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         return (f"AttentionAnalysis(layers={self.layers}, {len(self.heads)} heads, scores={self.kinds}, "
                 f"tokens={list(self.tokens.shape)})")

@@ -163,6 +163,17 @@ class EdgeAttribution:
         self.scores, self.upstream, self.downstream, self.allowed = scores, upstream, downstream, allowed
         self.n_layers, self.n_heads, self.method = n_layers, n_heads, method
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         n_edges = sum(sum(row) for row in self.allowed)
         return (f"EdgeAttribution({self.method}: {len(self.upstream)} upstream x {len(self.downstream)} "

@@ -96,6 +96,17 @@ class Circuit:
         """``(components kept, heads + MLPs of the model)``."""
         return len(self.scores), (self.n_layers * (self.n_heads + 1) if self.n_layers else None)
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         kept, total = self.size
         faith = f", faithfulness={self.faithfulness:.3f}" if self.faithfulness is not None else ""

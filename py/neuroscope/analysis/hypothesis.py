@@ -151,6 +151,17 @@ class HypothesisResult:
         self.code = None  # the Python that ran the test (set by HypothesisTester)
         self.code = None  # the Python that ran the test (set by HypothesisTester)
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         verdict = "supported" if self.supported else "not supported"
         return (

@@ -55,6 +55,17 @@ class LogitLensTable:
             table.update(target=self.target, target_probs=self.target_probs, target_ranks=self.target_ranks)
         return table
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         return (f"LogitLensTable({len(self.layers)} layers x {len(self.positions)} positions, "
                 f"top {self.k})")

@@ -380,6 +380,17 @@ class NeuronSummary:
                 "min": self.min, "mean": self.mean, "edges": self.edges, "counts": self.counts,
                 "dead": self.dead, "dead_fraction": self.dead_fraction, "dead_threshold": self.dead_threshold}
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         return (f"NeuronSummary(layer {self.layer}: {len(self.max)} neurons over {self.n_tokens} tokens, "
                 f"{self.dead_fraction:.1%} dead)")

@@ -212,6 +212,17 @@ class LinearProbe:
         probe.loss = probe.gradient_max = None
         return probe
 
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
+
     def __repr__(self):
         state = f"trained in {self.n_iter} iterations" if self.weights is not None else "not trained"
         d = self.weights.shape[1] if self.weights is not None else self.features.shape[1]
@@ -502,6 +513,17 @@ class ProbeSweep:
         if include_probes:
             table["probes"] = [probe.to_spec() for probe in self.probes]
         return table
+
+    def _repr_html_(self):
+        from ..display_hooks import html_of  # display imports this module: see display_hooks
+
+        return html_of(self)
+
+    def inspect(self):
+        """Fields, shapes and views of this object (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect
+
+        return inspect(self)
 
     def __repr__(self):
         best = self.best_layer

@@ -352,6 +352,12 @@ class TransformerModel:
         from .loading import random_model
         return random_model(cls, config, seed, tokenizer, backend)
 
+    def inspect(self):
+        """Config, backend and registered hooks (``neuroscope.inspect``)."""
+        from ..display_hooks import inspect  # display imports the model: see display_hooks
+
+        return inspect(self)
+
     def __repr__(self):
         c = self.cfg
         return (f"TransformerModel({c.model_type}: {c.n_layers} layers, d_model={c.d_model}, "
