@@ -3,7 +3,25 @@
 // its value, or the error with its traceback; a view cell draws its value with one of the
 // Lens views. Cells that came from a share link or a file are shown but never run until
 // the user clicks Run. Export/import as .ipynb (nbformat 4; view cells are code cells
-// with metadata.neuroscope.view).
+// with metadata.neuroscope.view). A cell whose value is a neuroscope.display value (what
+// neuroscope.show(), neuroscope.inspect() and the visualizers return) draws it with its views.
+
+import { drawParts, isDisplay } from "./display.js";
+import { render } from "./render.js";
+import * as ablation from "./views/ablation.js";
+import * as activations from "./views/activations.js";
+import * as attention from "./views/attention.js";
+import * as attribution from "./views/attribution.js";
+import * as circuit from "./views/circuit.js";
+import * as logit_lens from "./views/logit_lens.js";
+import * as neurons from "./views/neurons.js";
+import * as patching from "./views/patching.js";
+import * as probes from "./views/probes.js";
+import * as tensor from "./views/tensor.js";
+import * as tokens from "./views/tokens.js";
+
+const DISPLAY_VIEWS = { ablation, activations, attention, attribution, circuit, logit_lens, neurons, patching, probes,
+  tensor, tokens };
 
 const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "circuit",
   "neurons", "probes"];
@@ -108,6 +126,8 @@ export class Notebook {
       if (result.stdout) output.append(pre(result.stdout, "stdout"));
       if (result.error) {
         output.append(pre(result.error.traceback || `${result.error.pyType}: ${result.error.message}`, "error"));
+      } else if (isDisplay(result.value)) {
+        output.append(displayed(result.value));
       } else if (cell.type === "view") {
         const view = document.createElement("div");
         view.className = "view";
@@ -194,6 +214,16 @@ export function cellsFromIpynb(notebook) {
     const view = cell.metadata?.neuroscope?.view;
     return view ? { type: "view", view, source } : { type: "code", source };
   });
+}
+
+// A neuroscope.display value: its title and text, then each part drawn with its view.
+function displayed(value) {
+  const el = document.createElement("div");
+  el.className = "view display";
+  if (value.title) el.append(pre(value.title, "display-title"));
+  if (value.text) el.append(pre(value.text, "value"));
+  drawParts(el, value.parts, DISPLAY_VIEWS, render);
+  return el;
 }
 
 function formatValue(value) {

@@ -2,8 +2,8 @@
 esbuild into one classic script, so display HTML draws with no network and without web/ installed.
 
 ``python3 -m neuroscope.display.bundle`` writes it (``--check`` fails when the committed file is
-stale); ``python3 build.py bundle-views`` does the same. esbuild is the repository's devDependency
-(``npm ci`` installs node_modules/.bin/esbuild).
+stale; tests/test_display.py runs that check). esbuild is the repository's devDependency (``npm ci``
+installs node_modules/.bin/esbuild).
 """
 
 import subprocess
