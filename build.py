@@ -331,7 +331,7 @@ def serve_in_thread(root, port=0):
 
 BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py",
               "datasets": "bench/dataset_scale.py", "attribution": "bench/attribution.py",
-              "circuits": "bench/circuits.py"}
+              "circuits": "bench/circuits.py", "distributed": "bench/distributed_analysis.py"}
 
 
 def command_bench(names):

@@ -57,8 +57,15 @@ class ComputeCluster:
         n_workers = n_workers or os.cpu_count() or 1
         options.setdefault("dashboard_address", ":0")  # a free port: never collide with another cluster
         options.setdefault("silence_logs", logging.ERROR)
-        deployment = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                              processes=True, **options)
+        import dask
+
+        # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536: glibc then hands freed memory
+        # back at once and faults it in again for the next activation, which made an attention
+        # analysis 25% slower per worker here (bench/distributed_analysis.py); workers keep
+        # glibc's own, adaptive threshold instead (one per worker, BLAS threads stay at 1).
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            deployment = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                                  processes=True, **options)
         return cls(deployment.scheduler_address, timeout, _deployment=deployment)
 
     @classmethod
