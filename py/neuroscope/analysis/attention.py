@@ -167,18 +167,8 @@ def default_metrics():
     return [AttentionEntropy(), PreviousTokenScore(), DuplicateTokenScore(), InductionScore()]
 
 
-class AttentionAnalysis:
-    """Patterns and per-head scores of the analysed layers and heads.
-
-    ``patterns[layer]`` is ``[b, h_selected, q, k]``; ``scores[kind]`` is a
-    ``[len(layers), len(heads)]`` Tensor whose rows follow ``layers`` and whose
-    columns follow ``heads``.
-    """
-
-    def __init__(self, layers, heads, patterns, scores, tokens, str_tokens=None):
-        self.layers, self.heads = list(layers), list(heads)
-        self.patterns, self.scores = patterns, scores
-        self.tokens, self.str_tokens = tokens, str_tokens
+class HeadScores:
+    """Per-head tables ``scores[kind]`` (``[len(layers), len(heads)]`` Tensors) and ways to read them."""
 
     @property
     def kinds(self):
@@ -190,15 +180,7 @@ class AttentionAnalysis:
         # TransformerLens' head names ("induction_head") work too.
         if kind.endswith("_head") and kind[:-5] in self.scores:
             return kind[:-5]
-        raise KeyError(f"no score named {kind!r}; this analysis has {self.kinds}")
-
-    def pattern(self, layer, head, batch_index=0):
-        """One head's attention pattern ``[q, k]``."""
-        if layer not in self.patterns:
-            raise KeyError(f"layer {layer} was not analysed; analysed layers: {self.layers}")
-        if head not in self.heads:
-            raise KeyError(f"head {head} was not analysed; analysed heads: {self.heads}")
-        return self.patterns[layer][batch_index, self.heads.index(head)]
+        raise KeyError(f"no score named {kind!r}; these scores are {self.kinds}")
 
     def score(self, kind, layer, head):
         return self.scores[self._kind(kind)][self.layers.index(layer), self.heads.index(head)].item()
@@ -213,6 +195,28 @@ class AttentionAnalysis:
         """The ``k`` heads with the largest (or smallest) score: ``[(layer, head, score), ...]``."""
         ranked = sorted(self.table(kind).items(), key=lambda item: item[1], reverse=largest)
         return [(layer, head, score) for (layer, head), score in ranked[:k]]
+
+
+class AttentionAnalysis(HeadScores):
+    """Patterns and per-head scores of the analysed layers and heads.
+
+    ``patterns[layer]`` is ``[b, h_selected, q, k]``; ``scores[kind]`` is a
+    ``[len(layers), len(heads)]`` Tensor whose rows follow ``layers`` and whose
+    columns follow ``heads``.
+    """
+
+    def __init__(self, layers, heads, patterns, scores, tokens, str_tokens=None):
+        self.layers, self.heads = list(layers), list(heads)
+        self.patterns, self.scores = patterns, scores
+        self.tokens, self.str_tokens = tokens, str_tokens
+
+    def pattern(self, layer, head, batch_index=0):
+        """One head's attention pattern ``[q, k]``."""
+        if layer not in self.patterns:
+            raise KeyError(f"layer {layer} was not analysed; analysed layers: {self.layers}")
+        if head not in self.heads:
+            raise KeyError(f"head {head} was not analysed; analysed heads: {self.heads}")
+        return self.patterns[layer][batch_index, self.heads.index(head)]
 
     def to_dict(self, include_patterns=False):
         """JSON-able scores (and, optionally, patterns as nested lists)."""

@@ -3,8 +3,10 @@
 Shapes: n examples, L layers, H heads.
 """
 
+from ..analysis.attention import HeadScores
 
-class DatasetAttentionScores:
+
+class DatasetAttentionScores(HeadScores):
     """Per-head attention scores averaged over a dataset.
 
     ``scores[kind]``: ``[L, H]`` Tensor of means over the ``n_examples`` texts, rows following
@@ -16,28 +18,6 @@ class DatasetAttentionScores:
     def __init__(self, layers, heads, scores, n_examples, per_example=None):
         self.layers, self.heads, self.scores = list(layers), list(heads), scores
         self.n_examples, self.per_example = n_examples, per_example
-
-    @property
-    def kinds(self):
-        return list(self.scores)
-
-    def _kind(self, kind):
-        if kind in self.scores:
-            return kind
-        if kind.endswith("_head") and kind[:-5] in self.scores:  # TransformerLens' names
-            return kind[:-5]
-        raise KeyError(f"no score named {kind!r}; these scores are {self.kinds}")
-
-    def table(self, kind):
-        """``{(layer, head): mean score}``."""
-        values = self.scores[self._kind(kind)].tolist()
-        return {(layer, head): values[i][j] for i, layer in enumerate(self.layers)
-                for j, head in enumerate(self.heads)}
-
-    def top_heads(self, kind, k=5, largest=True):
-        """The ``k`` heads with the largest (or smallest) mean: ``[(layer, head, score), ...]``."""
-        ranked = sorted(self.table(kind).items(), key=lambda item: item[1], reverse=largest)
-        return [(layer, head, score) for (layer, head), score in ranked[:k]]
 
     def to_dict(self):
         out = {"layers": self.layers, "heads": self.heads, "n_examples": self.n_examples,
