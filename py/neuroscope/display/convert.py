@@ -152,6 +152,9 @@ def neuron_summary_parts(summary, neuron=None):
 
     neuron = max(range(len(summary.max)), key=summary.max.__getitem__) if neuron is None else neuron
     edges, counts = summary.histogram(neuron)
+    # The summary's first and last counts lie below edges[0] and above edges[-1]: close those bins
+    # at the neuron's own minimum and maximum so that every count has its two edges.
+    edges = [min(summary.min[neuron], edges[0]), *edges, max(summary.max[neuron], edges[-1])]
     props = {
         "layer": summary.layer,
         "neuron": neuron,

@@ -73,11 +73,17 @@ def display_html(display):
         else ""
     )
     views = ", ".join(p["view"] for p in display["parts"])
+    # What shows until the script draws (the script replaces it): a note, and each tensor's values.
     fallback = (
         (
-            f'<p class="neuroscope-fallback" style="color:#59636e;font:12px system-ui,sans-serif">'
+            '<p class="neuroscope-fallback" style="color:#59636e;font:12px system-ui,sans-serif">'
             f"Views ({html.escape(views)}) are drawn by a script in this output; trust the notebook to "
             "see them.</p>"
+        )
+        + "".join(
+            f'<pre style="font-size:12px">{html.escape(p["props"]["text"])}</pre>'
+            for p in display["parts"]
+            if p["view"] == "tensor" and p["props"].get("text")
         )
         if display["parts"]
         else ""
