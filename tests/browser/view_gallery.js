@@ -12,7 +12,7 @@
 import {render} from "/web/render.js";
 
 const VIEWS = ["tokens", "attention", "logit_lens", "activations", "ablation", "patching", "attribution", "circuit",
-  "neurons", "probes", "progress"];
+  "neurons", "probes", "progress", "tensor"];
 const modules = Object.fromEntries(await Promise.all(
   VIEWS.map(async (name) => [name, await import(`/web/views/${name}.js`)])));
 

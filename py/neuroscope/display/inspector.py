@@ -16,8 +16,8 @@ class Inspector(Display):
     def __init__(self, obj):
         self.target = obj
         rows = list(fields(obj))
-        text = _table(rows)
-        parts = _views(obj, rows)
+        parts, about = _views(obj, rows)
+        text = _table(rows) + (f"\n\n{about}" if about else "")
         super().__init__(parts, title=f"{type(obj).__module__}.{type(obj).__qualname__}", text=text)
 
     def __str__(self):
@@ -28,13 +28,15 @@ class Inspector(Display):
 
 
 def _views(obj, rows):
+    """The object's views and their text (``display_of``), else its tensor fields drawn."""
     from ..tensor import Tensor
 
     try:
-        return list(display_of(obj)["parts"])
-    except TypeError:  # no view draws the object itself: draw its tensor fields
+        shown = display_of(obj)
+    except TypeError:  # no view draws the object itself
         tensors = [(name, value) for name, value, _ in rows if isinstance(value, Tensor)]
-        return [tensor_part(value, title=name) for name, value in tensors[:MAX_TENSORS]]
+        return [tensor_part(value, title=name) for name, value in tensors[:MAX_TENSORS]], ""
+    return list(shown["parts"]), shown["text"]
 
 
 def fields(obj):
