@@ -116,6 +116,16 @@ def test_patching_average_equals_pairs_by_hand(model, cluster):
     assert list(spread.per_example.shape) == [6, 4, 8]
 
 
+def test_the_lens_patching_over_a_dataset_and_its_code(model):
+    from neuroscope import lens
+
+    result = lens.patch_dataset(model, "demo/ioi", count=4, progress=False)
+    assert result["n_pairs"] == 4 and result["workers"] == 1 and len(result["heads"]) == 4
+    namespace = {"model": model}
+    exec(result["code"], namespace)
+    assert close(sum(result["heads"], []), namespace["average"].mean.reshape([-1]).tolist(), 1e-4)
+
+
 def test_activations_in_dataset_order(model, texts, cluster):
     last = run(model, cluster, "activations", texts, component="residual", layer=1, shard_size=64)
     assert close(last.reshape([-1]).tolist(),

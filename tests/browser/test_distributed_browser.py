@@ -110,6 +110,7 @@ def test_the_lens_dataset_views_use_the_pool(pool_page):
     page_neurons, page_probes = python(pool_page, """
 from neuroscope import lens
 [lens.neurons(model, 1, 7, k=5, dataset="demo/ioi"), lens.probes(model, "demo/ioi-order")]""")
+    page_patching = python(pool_page, 'lens.patch_dataset(model, "demo/ioi", count=64)')
     model = neuroscope.TransformerModel.from_huggingface("demo")
     neurons, probes = lens.neurons(model, 1, 7, k=5, dataset="demo/ioi"), lens.probes(model, "demo/ioi-order")
     expected = cores if cores > 1 else 1
@@ -122,3 +123,6 @@ from neuroscope import lens
     assert max(abs(a["activation"] - b["activation"])
                for a, b in zip(page_neurons["examples"], neurons["examples"])) <= 1e-3
     assert max(abs(a - b) for a, b in zip(page_probes["test"], probes["test"])) <= 0.02
+    patching = lens.patch_dataset(model, "demo/ioi", count=64, progress=False)
+    assert page_patching["workers"] == expected and page_patching["n_pairs"] == 64
+    assert max(abs(a - b) for a, b in zip(sum(page_patching["heads"], []), sum(patching["heads"], []))) <= 1e-3

@@ -11,7 +11,8 @@ that reproduce it in the notebook, where ``model`` is the loaded model.
 * ``ablate(model, prompt, ablations, answer=None, wrong=None, k=5, reference=None)``:
   zero / mean / resample ablation of heads and MLPs.
 * ``patch(model, clean, corrupted, answer, wrong, progress=None)``: activation
-  patching sweeps, normalised to 0 (corrupted) .. 1 (clean).
+  patching sweeps, normalised to 0 (corrupted) .. 1 (clean); ``patch_dataset(model,
+  dataset, count)``: head patching averaged over a dataset's pairs (the page's workers).
 * ``attribute(model, clean, corrupted, answer, wrong, method="atp", ...)``: the patching
   view's heatmaps from attribution patching (or EAP-IG), and a token saliency strip.
 * ``find_circuit(model, dataset, method, threshold, count)``, ``ablate_components(...)``,
@@ -36,11 +37,11 @@ from .common import model_info
 from .datasets import datasets, open_dataset, upload_dataset
 from .examples import demo_prompts
 from .neurons import BUILTIN_TEXTS, NEURON_DATASETS, neurons, sample_texts
-from .patching import patch
+from .patching import patch, patch_dataset
 from .probes import PROBE_COMPONENTS, PROBE_DATASETS, probes
 from .prompt import analyze
 
 __all__ = ["BUILTIN_TEXTS", "CIRCUIT_DATASETS", "NEURON_DATASETS", "PROBE_COMPONENTS", "PROBE_DATASETS",
            "ablate", "ablate_components", "analyze", "attribute", "datasets", "demo_prompts", "export_paper",
-           "find_circuit", "hypothesis_test", "model_info", "neurons", "open_dataset", "patch", "probes",
-           "sample_texts", "upload_dataset"]
+           "find_circuit", "hypothesis_test", "model_info", "neurons", "open_dataset", "patch",
+           "patch_dataset", "probes", "sample_texts", "upload_dataset"]

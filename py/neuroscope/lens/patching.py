@@ -23,7 +23,17 @@ from ..analysis import (
 )
 from ..names import act_name
 from ..progress import progress_reporter
-from .common import decoder, literal, prompt_tokens, round_sig, rounded, token_code, token_id
+from .common import (
+    check_k,
+    dataset_cluster,
+    decoder,
+    literal,
+    prompt_tokens,
+    round_sig,
+    rounded,
+    token_code,
+    token_id,
+)
 
 # result key -> the sweep that fills it, in the order they run
 SWEEPS = (("resid", get_act_patch_resid_pre), ("heads", get_act_patch_attn_head_out_all_pos),
@@ -70,6 +80,30 @@ def patch(model, clean, corrupted, answer, wrong, progress=None):
                   clean_logit_diff=round_sig(clean_diff), corrupted_logit_diff=round_sig(corrupted_diff),
                   code=patch_code(clean, corrupted, answer, wrong))
     return result
+
+
+def patch_dataset(model, dataset="demo/ioi", count=64, progress=None):
+    """Head patching averaged over the first ``count`` pairs of a dataset of clean/corrupted
+    pairs (fields ``prompt``/``clean``, ``corrupted_prompt``/``corrupted``, ``answer``,
+    ``incorrect``/``wrong``; the demo's ``demo/ioi``): the patching view's ``heads`` ``[L][H]``,
+    each pair normalised (0 = corrupted, 1 = clean) before averaging, plus ``n_pairs``,
+    ``workers`` (the page's pool when it has more than one core) and ``code``."""
+    from ..distributed import DistributedAnalysis
+    from .datasets import open_dataset
+
+    check_k(count, "count")
+    data, source = open_dataset(dataset)
+    pairs = data[:count]
+    cluster = dataset_cluster(model, len(pairs))
+    average = DistributedAnalysis(model, cluster, "activation_patching", pairs, kind="heads",
+                                  progress=progress).run()
+    where = "None" if cluster is None else f"ComputeCluster.browser({cluster.n_workers})"
+    names = ("" if cluster is None else "ComputeCluster, ") + "Dataset, DistributedAnalysis"
+    code = (f"from neuroscope import {names}\n\npairs = {source}[:{count}]\n"
+            f"average = DistributedAnalysis(model, {where}, \"activation_patching\", pairs,\n"
+            "                              kind=\"heads\").run()\naverage.mean  # [layer, head]\n")
+    return {"heads": rounded(average.mean.tolist()), "n_pairs": average.n_examples, "dataset": dataset,
+            "workers": 1 if cluster is None else cluster.n_workers, "tokens": [], "code": code}
 
 
 def prompt_pair(model, clean, corrupted, answer, wrong, what):
@@ -128,4 +162,4 @@ mlp = analysis.get_act_patch_mlp_out(model, corrupted, clean_cache, normalized) 
 """
 
 
-__all__ = ["patch", "patch_code"]
+__all__ = ["patch", "patch_code", "patch_dataset"]
