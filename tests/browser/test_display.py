@@ -9,6 +9,10 @@ from tests.display_objects import objects
 
 from neuroscope.display import html_of
 
+from .pages import site  # noqa: F401 (fixture)
+from .test_app import open_app
+from .test_app import show as show_tab
+
 # name -> text the drawn output must contain (beside the views' ink)
 EXPECTED = {
     "tensor_2d": "Tensor [9, 12] float32", "tensor_3d": "Tensor [1, 15, 256] float32",
@@ -95,3 +99,32 @@ def test_without_scripts_the_output_still_reads(browser, tmp_path):
         assert page.locator("canvas").count() == 0
     finally:
         context.close()
+
+
+LENS_CELLS = [
+    "import neuroscope\nt = neuroscope.tensor([[float(i - j) for j in range(6)] for i in range(5)])\n"
+    "neuroscope.inspect(t)",
+    "from neuroscope import lens\nneuroscope.AttentionVisualizer.show(lens.analyze(model, 'The cat sat'), layer=1)",
+]
+
+
+def test_inspect_and_visualizers_draw_in_the_lens_notebook(browser, site):  # noqa: F811
+    page = open_app(browser, site)
+    try:
+        show_tab(page, "notebook")
+        page.evaluate("""(sources) => {
+            const nb = window.neuroscope.app.notebook;
+            nb.setCells(sources.map((source) => ({type: 'code', source})));
+            return nb.runAll();
+        }""", LENS_CELLS)
+        outputs = page.locator("#notebook .cell .output")
+        inspector = outputs.nth(0)
+        assert "shape" in inspector.inner_text() and "[5, 6]" in inspector.inner_text(), inspector.inner_text()
+        drawn = inspector.locator(".view.display").evaluate(INK)
+        assert [part["view"] for part in drawn] == ["tensor"] and drawn[0]["canvas"] > 50, drawn
+        attention = outputs.nth(1).locator(".view.display").evaluate(INK)
+        assert [part["view"] for part in attention] == ["attention"] and attention[0]["canvas"] > 50, attention
+        assert "Layer 1, head 0" in outputs.nth(1).inner_text()
+        assert not [m for m in page.messages if m.startswith("pageerror")], page.messages
+    finally:
+        page.context.close()
