@@ -125,6 +125,16 @@ export function patch(state) {
   };
 }
 
+// The patching view's average over a dataset of pairs (the page's workers share it).
+export function patchDataset(dataset = "demo/ioi", count = 64) {
+  if (!Number.isInteger(count) || count < 1) throw new TypeError(`count must be a positive integer, got ${describe(count)}`);
+  const args = { dataset, count };
+  return {
+    code: `from neuroscope import lens\nlens.patch_dataset(model, ${str(dataset, "the dataset")}, count=${count})`,
+    ...withArgs(`lens.patch_dataset(model, lens_args["dataset"], count=lens_args["count"])`, args),
+  };
+}
+
 // The attribution view: state.selection.attributionMethod is "atp" or "eap-ig" (checked here too).
 export function attribute(state) {
   const method = state.selection.attributionMethod ?? "atp";

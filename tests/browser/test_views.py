@@ -406,6 +406,26 @@ def test_patching_one_token_and_missing_tables(gallery):
     assert screenshot_ink(gallery, "patching_1") > 1000
 
 
+def test_patching_average_over_a_dataset_button_then_heatmap(gallery):
+    show(gallery, "patching", patching_props(6), ["onAverage"])
+    gallery.click("[data-role=run-average]")
+    assert calls(gallery) == [{"name": "onAverage", "args": []}]
+    show(gallery, "patching", {**patching_props(6), "averageBusy": True}, ["onAverage"])
+    assert gallery.is_disabled("[data-role=run-average]")
+    heads = [[0.0] * HEADS for _ in range(LAYERS)]
+    heads[3][6] = 0.8
+    average = {"heads": heads, "nPairs": 64, "dataset": "demo/ioi", "workers": 2}
+    show(gallery, "patching", {**patching_props(6), "average": average}, ["onAverage"])
+    assert gallery.locator("[data-role=run-average]").count() == 0
+    assert gallery.inner_text("[data-role=average] > .nsv-title") == \
+        "Attention heads, mean over 64 pairs of demo/ioi on 2 workers"
+    canvas = "[data-role=average] canvas[data-rows]"
+    cell = pixel(gallery, canvas, 3, 6)
+    assert grids(gallery)[-1]["rows"] == LAYERS and cell[2] > cell[0] + 50  # blue: recovered
+    with pytest.raises(Exception, match="average.heads must be"):
+        show(gallery, "patching", {**patching_props(2), "average": {"heads": "x"}})
+
+
 # -- attribution -------------------------------------------------------------------------------
 
 def attribution_props(n, exact=True):

@@ -9,6 +9,10 @@
 //   heads:  [L][H]     patching each head's output at all positions
 //   tokens: [{text}] | [string]   the (clean) prompt, one per position
 //   cleanLogitDiff, corruptedLogitDiff: numbers   the metric on the clean and corrupted runs
+//   average: {heads: [L][H], nPairs, dataset, workers} | null   head patching averaged over a
+//            dataset's pairs (lens.patch_dataset), drawn under the prompt's heatmaps
+//   onAverage(): compute it (a button while `average` is null; none without it)
+//   averageBusy: boolean   the average is running
 // Any of resid / mlp / heads may be omitted; its heatmap is then left out.
 
 import {check, divergingScale, formatNumber, h, heatmap, tokenText, visibleText} from "./common.js";
@@ -16,7 +20,8 @@ import {check, divergingScale, formatNumber, h, heatmap, tokenText, visibleText}
 export const name = "patching";
 
 export function draw(el, props) {
-  const {resid, mlp, heads, tokens = [], cleanLogitDiff, corruptedLogitDiff} = props;
+  const {resid, mlp, heads, tokens = [], cleanLogitDiff, corruptedLogitDiff, average = null, onAverage,
+    averageBusy = false} = props;
   const tables = {resid, mlp, heads};
   for (const [key, table] of Object.entries(tables)) {
     check(table === undefined || table === null || (Array.isArray(table) && table.every(Array.isArray)), name,
@@ -36,6 +41,18 @@ export function draw(el, props) {
   if (mlp) row.append(positionHeatmap(mlp, {title: "MLP output", role: "mlp", tokens, scale}));
   if (heads) row.append(headHeatmap(heads, {title: "Attention heads (all positions)", role: "heads", scale}));
   el.append(row);
+  if (average) {
+    check(Array.isArray(average.heads) && average.heads.every(Array.isArray), name,
+      `average.heads must be [layer][head] numbers, got ${typeof average.heads}`);
+    const workers = average.workers > 1 ? ` on ${average.workers} workers` : "";
+    const values = average.heads.flat().filter(Number.isFinite);
+    el.append(headHeatmap(average.heads, {title: `Attention heads, mean over ${average.nPairs} pairs of ` +
+      `${average.dataset}${workers}`, role: "average", scale: divergingScale(Math.max(1, ...values.map(Math.abs)))}));
+  } else if (onAverage) {
+    el.append(h("p", {class: "nsv-note"}, h("button", {type: "button", "data-role": "run-average",
+      disabled: averageBusy, text: averageBusy ? "Averaging…" : "Average the head patching over the demo's IOI pairs",
+      onclick: () => onAverage()})));
+  }
 }
 
 // A [layer][pos] table as a labelled heatmap section (data-role=role); also drawn by the attribution view.
