@@ -1,6 +1,7 @@
 """neuroscope.display's HTML in Chromium with the network off: every object's ``_repr_html_()``
 is written to a file, opened, and must draw its Lens views (canvas or SVG ink, the expected text)
-without a single request leaving the page; with scripts off it must still read (the fallback)."""
+without a single request leaving the page; with scripts off it must still read (the fallback). In the
+Lens notebook, cells returning neuroscope.inspect(...) and a visualizer's show(...) draw the same views."""
 
 import json
 

@@ -2,14 +2,13 @@
 
 import base64
 import html
-import itertools
 import json
 import math
+import uuid
 from array import array
 from importlib import resources
 
 _BUNDLE = "views_bundle.js"
-_ids = itertools.count()
 VIEW_NAMES = (
     "ablation",
     "activations",
@@ -56,7 +55,8 @@ def display_html(display):
     """One ``<div>`` with a unique id, a static fallback (the title and text, readable when the
     output's scripts do not run), the bundled views in a classic ``<script>`` (no network) and
     the parts as JSON, Float32 tensors base64-encoded."""
-    element = f"neuroscope-display-{next(_ids)}-{id(display) & 0xFFFFFF:x}"
+    # Random, not a counter: outputs saved from earlier kernel sessions share the page with new ones.
+    element = f"neuroscope-display-{uuid.uuid4().hex}"
     spec = {"parts": [dict(p, props=encode(p["props"])) for p in display["parts"]]}
     payload = json.dumps(spec, allow_nan=True).replace("</", "<\\/")  # a "</script>" inside a string
     title = (
