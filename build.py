@@ -4,6 +4,8 @@
     python build.py serve [--port N]     build, then serve it with the headers wasm threads need
     python build.py test [pytest args]   install what the tests need, then run them all
     python build.py bench [names]        run the benchmarks in bench/ (they print ratios vs peers)
+    python build.py bundle-views [--check]
+                                         rebuild py/neuroscope/display/views_bundle.js from web/views/
     python build.py train-demo [--seed S --out DIR ...]
                                          train the built-in demo model (torch on CPU, ~1 hour)
 
@@ -366,6 +368,8 @@ def main(argv=None):
     sub.add_parser("test", help="install test needs and run the whole suite (extra args go to pytest)")
     bench = sub.add_parser("bench", help="run benchmarks")
     bench.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {sorted(BENCHMARKS)})")
+    bundle = sub.add_parser("bundle-views", help="rebuild the views bundle of Jupyter output from web/views/")
+    bundle.add_argument("--check", action="store_true", help="fail when the committed bundle is stale")
     sub.add_parser("train-demo", add_help=False,
                    help="train the demo model (options, --help too, go to python -m neuroscope.demo.train)")
     args, extra = parser.parse_known_args(argv)
@@ -380,6 +384,11 @@ def main(argv=None):
         return 0
     if args.command == "serve":
         return command_serve(args.port, args.out)
+    if args.command == "bundle-views":
+        sys.path.insert(0, os.path.join(ROOT, "py"))
+        from neuroscope.display.bundle import main as bundle_views
+
+        return bundle_views(["--check"] if args.check else [])
     return command_bench(args.names)
 
 

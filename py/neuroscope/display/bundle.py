@@ -1,9 +1,9 @@
 """Regenerates ``views_bundle.js``: entry.js (the Lens views of web/views/ and render()) bundled by
 esbuild into one classic script, so display HTML draws with no network and without web/ installed.
 
-``python3 -m neuroscope.display.bundle`` writes it (``--check`` fails when the committed file is
-stale; tests/test_display.py runs that check). esbuild is the repository's devDependency (``npm ci``
-installs node_modules/.bin/esbuild).
+``python3 -m neuroscope.display.bundle`` (or ``python3 build.py bundle-views``) writes it;
+``--check`` fails when the committed file is stale (tests/test_display.py runs that check). esbuild
+is the repository's devDependency (``npm ci`` installs node_modules/.bin/esbuild).
 """
 
 import subprocess
