@@ -8,6 +8,7 @@ import * as calls from "./lens_calls.js";
 import { ModelPanel } from "./models.js";
 import { Notebook } from "./notebook.js";
 import { render } from "./render.js";
+import { viewProps } from "./view_props.js";
 import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
 import { Requests } from "./requests.js";
 import { mountStoragePanel } from "./storage_panel.js";
@@ -36,7 +37,7 @@ const ACTION_VIEWS = {
   attribution: ["attribution"], neurons: ["neurons"], probes: ["probes"], circuit: ["circuit"],
 };
 const EMPTY_RESULTS = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
-  prompts: null, circuit: null, circuitAblation: null, hypothesis: null };
+  prompts: null, circuit: null, circuitAblation: null, hypothesis: null, patchingAverage: null };
 
 export class LensApp {
   constructor(root, neuroscope) {
@@ -228,6 +229,17 @@ export class LensApp {
     this.draw();
   }
 
+  // Head patching averaged over the demo's IOI pairs (the page's workers share them); it does
+  // not depend on the prompt, so it stays until the model changes.
+  async patchAverage() {
+    const call = this.prepare("patching average", () => calls.patchDataset("demo/ioi", 64));
+    const pending = this.run("patching average", call.run, call.globals);
+    this.draw(); // the button shows the run
+    this.results.patchingAverage = await pending;
+    this.averageCode = call.code;
+    this.draw();
+  }
+
   async attribute() {
     const call = this.prepare("attribution", () => calls.attribute(this.state));
     this.code.attribution = call.code;
@@ -394,7 +406,8 @@ export class LensApp {
     if (failure) this.showError(el, view, failure);
     else if (props) this.render(el, view, waiting ? ProgressView : VIEW_MODULES[view], props);
     else if (!this.busy.size) el.replaceChildren();
-    $(`.panel[data-view="${view}"] .code code`, this.root).textContent = this.code[view] ?? "";
+    const average = view === "patching" && this.results.patchingAverage ? `\n\n${this.averageCode}` : "";
+    $(`.panel[data-view="${view}"] .code code`, this.root).textContent = (this.code[view] ?? "") + average;
   }
 
   // Draws a view; a draw that throws leaves the error in the view, never a blank or an old picture.
@@ -413,88 +426,7 @@ export class LensApp {
 
   // The props of `view` from the latest results and the selection (null: nothing yet).
   props(view, results = this.results) {
-    const analysis = results.analysis;
-    const selection = this.state.selection;
-    if (!analysis) return null;
-    const tokens = analysis.tokens;
-    const app = this;
-    switch (view) {
-      case "tokens":
-        return { tokens, predictions: analysis.predictions, residualNorms: analysis.residual_norms,
-          hovered: selection.token, onHover: (index) => { selection.token = index; app.draw(); } };
-      case "attention":
-        return { patterns: analysis.attention.patterns, tokens, scores: analysis.attention.scores,
-          selected: { layer: selection.layer, head: selection.head }, scoreKind: selection.scoreKind,
-          onSelect: ({ layer, head }) => { Object.assign(selection, { layer, head }); app.draw(); },
-          onScoreKind: (kind) => { selection.scoreKind = kind; app.draw(); } };
-      case "logit_lens":
-        return { table: analysis.logit_lens, tokens };
-      case "activations":
-        return { norms: analysis.activation_norms, tokens, component: selection.component,
-          onComponent: (component) => { selection.component = component; app.draw(); } };
-      case "ablation": {
-        const result = results.ablation;
-        return { nLayers: analysis.model.n_layers, nHeads: analysis.model.n_heads,
-          ablations: selection.ablations, kind: selection.ablationKind,
-          baseline: result?.baseline ?? analysis.predictions.at(-1), ablated: result?.ablated ?? null,
-          logitDiff: result?.logit_diff ?? null, busy: this.busy.has("ablation"),
-          onToggle: (unit) => { app.toggleAblation(unit).catch((error) => app.shown(error)); },
-          onKind: (kind) => {
-            selection.ablationKind = kind;
-            for (const item of selection.ablations) item.kind = kind;
-            app.ablate().catch((error) => app.shown(error));
-          } };
-      }
-      case "patching": {
-        const result = results.patching;
-        if (!result) return { label: "Patching every layer, position and head…", done: 0, total: 1 };
-        return { resid: result.resid, mlp: result.mlp, heads: result.heads, tokens: result.tokens,
-          cleanLogitDiff: result.clean_logit_diff, corruptedLogitDiff: result.corrupted_logit_diff };
-      }
-      case "attribution": {
-        const result = results.attribution;
-        if (!result) return { label: "Attribution patching and integrated gradients…", done: 0, total: 1 };
-        const patched = results.patching;
-        const exact = patched && patched.tokens.length === result.tokens.length
-          ? { resid: patched.resid, heads: patched.heads, mlp: patched.mlp } : null;
-        return { method: result.method, resid: result.resid, heads: result.heads, mlp: result.mlp, tokens: result.tokens,
-          saliency: result.saliency && { scores: result.saliency.scores, value: result.saliency.value,
-            baselineValue: result.saliency.baseline_value, delta: result.saliency.delta, steps: result.saliency.steps },
-          cleanLogitDiff: result.clean_logit_diff, corruptedLogitDiff: result.corrupted_logit_diff, exact,
-          patchBusy: this.busy.has("patching"),
-          onPatch: results === this.results ? () => { app.patch().catch((error) => app.shown(error)); } : undefined,
-          onMethod: results === this.results ? (method) => {
-            selection.attributionMethod = method;
-            app.attribute().catch((error) => app.shown(error));
-          } : undefined };
-      }
-      case "circuit": {
-        const result = results.circuit;
-        if (!result) return { label: "Finding the circuit…", done: 0, total: 1 };
-        const live = results === this.results;
-        const busy = ["circuit ablation", "hypothesis"].find((what) => this.busy.has(what)) ?? null;
-        return { svg: result.svg, components: result.components, method: result.method, threshold: result.threshold,
-          task: result.task, nExamples: result.n_examples, nHeldout: result.n_heldout, nComponents: result.n_components,
-          faithfulness: result.faithfulness, edgeFaithfulness: result.edge_faithfulness, metric: result.metric,
-          ablated: live ? selection.circuitAblated : [], ablation: live ? results.circuitAblation : null,
-          hypothesis: live ? results.hypothesis : null, busy: busy === "circuit ablation" ? "ablation" : busy,
-          onNode: live ? (label) => { app.toggleCircuitNode(label).catch((error) => app.shown(error)); } : undefined };
-      }
-      case "probes": {
-        const result = results.probes;
-        return result ? { layers: result.layers, train: result.train, test: result.test, chance: result.chance,
-          dataset: result.dataset, component: result.component, classes: result.classes, nTrain: result.n_train,
-          nTest: result.n_test } : null;
-      }
-      case "neurons": {
-        const result = results.neurons;
-        return result ? { layer: result.layer ?? selection.neuronLayer, neuron: result.neuron ?? selection.neuron,
-          examples: result.examples ?? result, dataset: result.dataset ?? null, nTokens: result.n_tokens ?? null,
-          histogram: result.histogram ?? null, logitEffect: result.logit_effect ?? null } : null;
-      }
-      default:
-        return null;
-    }
+    return viewProps(this, view, results);
   }
 
   toggleAblation(unit) {

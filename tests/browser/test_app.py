@@ -156,6 +156,24 @@ def test_patching_view_from_demo_prompts(app):
     assert options > 2  # the demo's IOI and fact pairs are offered
 
 
+def test_patching_view_averages_heads_over_the_demo_pairs_on_the_pool(app):
+    """The patching view's button averages head patching over 64 IOI pairs on the page's workers
+    (both cores here), with CPython's numbers, and shows the call."""
+    show(app, "patching")
+    panel = '.panel[data-view="patching"]'
+    app.click(f"{panel} [data-role=run-average]")
+    app.wait_for_function("() => window.neuroscope.app.results.patchingAverage && window.neuroscope.app.busy.size === 0",
+                          timeout=BOOT_TIMEOUT_MS)
+    result = app.evaluate("window.neuroscope.app.results.patchingAverage")
+    cores = app.evaluate("navigator.hardwareConcurrency")
+    from neuroscope import TransformerModel, lens
+    expected = lens.patch_dataset(TransformerModel.from_huggingface(DEMO), "demo/ioi", 64, progress=False)
+    assert result["n_pairs"] == 64 and result["workers"] == (cores if cores > 1 else 1)
+    np.testing.assert_allclose(result["heads"], expected["heads"], atol=1e-3)
+    assert app.locator(f"{panel} [data-role=average] canvas[data-rows]").count() == 1
+    assert 'lens.patch_dataset(model, "demo/ioi", count=64)' in app.inner_text(f"{panel} .code code")
+
+
 def test_circuit_view_finds_ablates_tests_and_exports(app, tmp_path):
     """The circuit tab finds the IOI circuit on 16 pairs (the numbers CPython gives), a click on a
     node ablates it, the hypothesis form tests a claim, and "Export paper" downloads the .zip."""
