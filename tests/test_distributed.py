@@ -150,6 +150,7 @@ def test_user_task_and_the_model_travels_once_by_reference(model, texts, cluster
     assert counts == [len(model.token_ids(text)) for text in texts.texts]
     loads = cluster.client.run(lambda: analysis.loads)
     assert len(loads) == 2 and all(n == 1 for n in loads.values()), loads  # one load per worker, ever
+    assert cluster.n_workers == 2 and "tcp://127.0.0.1:" in repr(cluster)
     reference = analysis.model_reference(model)
     assert reference["source"].endswith("model") and len(pickle.dumps(reference)) < 1024
 
