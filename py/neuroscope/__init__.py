@@ -48,6 +48,7 @@ from .hooks import (
     InterventionHook,
     ProbeHook,
 )
+from .interactive import InteractiveLens
 from .interventions import (
     AddVector,
     FunctionIntervention,
@@ -61,6 +62,7 @@ from .interventions import (
 )
 from .model import ModelConfig, ModelOutput, TransformerModel
 from .names import act_name, component_name
+from .notebook import CodeCell, InterpretabilityNotebook, TextCell, VisualizationCell
 from .paper import ResearchPaper
 from .tensor import Tensor, arange, cat, full, matmul, ones, stack, tensor, where, zeros
 from .tokenizer import Tokenizer
@@ -69,21 +71,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationCache", "ActivationHook", "ActivationsVisualizer", "AddVector", "AttentionVisualizer",
-    "AttributionVisualizer", "CachingHook", "Circuit", "CircuitFinder", "CircuitVisualizer",
+    "AttributionVisualizer", "CachingHook", "Circuit", "CircuitFinder", "CircuitVisualizer", "CodeCell",
     "ComputeCluster", "Dataset",
     "DatasetError", "DistributedAnalysis",
     "FunctionHook",
     "FunctionIntervention",
     "HookManager", "HookPoint", "Hypothesis", "HypothesisTester", "Intervention", "InterventionHook",
-    "InvalidIndexError", "InvalidTokenError",
+    "InteractiveLens", "InterpretabilityNotebook", "InvalidIndexError", "InvalidTokenError",
     "LayerNotFoundError", "LinearProbe", "LogitLensVisualizer",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",
     "NeuronVisualizer",
     "NeuroScopeError",
     "NoiseInjection", "Patch", "PatchingVisualizer", "ProbeHook", "ProbeVisualizer", "ResampleAblation",
     "ResearchPaper", "Scale", "ShapeError",
-    "StorageKeyError", "StorageQuotaError", "Tensor", "TensorVisualizer",
-    "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError", "ZeroAblation",
+    "StorageKeyError", "StorageQuotaError", "Tensor", "TensorVisualizer", "TextCell",
+    "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError",
+    "VisualizationCell", "ZeroAblation",
     "act_name", "arange", "cat", "component_name", "enable_grad", "full", "get_backend", "inspect", "matmul",
     "no_grad",
     "ones", "probe_layers",
