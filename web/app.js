@@ -53,6 +53,7 @@ export class LensApp {
       runCell: (source) => this.runCell(source),
       drawView: (el, view, value) => this.drawResult(el, view, value),
       onChange: (cells) => { this.state.notebook = cells; this.saveSoon(); },
+      modelSource: () => this.modelSource(),
       interrupt: () => this.interrupt(),
       restart: () => this.restart().catch((error) => this.shown(error)),
     });
@@ -361,6 +362,13 @@ export class LensApp {
   // becomes a message too, so no error is silently dropped.
   shown(error) {
     if (!error?.shown) this.message(`Unexpected error: ${error?.name ?? "Error"}: ${error?.message ?? error}`, "error");
+  }
+
+  // The model of an exported .ipynb: its source and content_hash() (Python's, as Jupyter checks it).
+  async modelSource() {
+    const result = await this.runCell("model.content_hash()");
+    if (result.error) throw new Error(`the model's content hash: ${result.error.message}`);
+    return { source: this.state.model.ref, content_hash: result.value };
   }
 
   async runCell(source) {

@@ -173,22 +173,37 @@ export class Notebook {
   }
 
   // -- .ipynb ----------------------------------------------------------------------
-  toIpynb() {
+  // The first cell loads the Lens's model from its source with its content hash checked, and
+  // the extension whose %%neuroscope_view magic draws a view cell in Jupyter; the format is
+  // py/neuroscope/notebook/ipynb.py's, so a notebook goes both ways unchanged.
+  // model: {source, content_hash?} (host.modelSource()).
+  toIpynb(model = { source: "demo" }) {
+    const info = { source: model.source, ...(model.content_hash ? { content_hash: model.content_hash } : {}) };
+    const load = { cell_type: "code", execution_count: null, outputs: [], id: "load-model",
+      metadata: { neuroscope: { role: LOAD_ROLE, model: info } }, source: loadModelSource(info) };
     return {
       nbformat: 4, nbformat_minor: 5,
       metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" },
-        language_info: { name: "python" }, neuroscope: { version: 1 } },
-      cells: this.cells().map((cell, index) => {
+        language_info: { name: "python" }, neuroscope: { version: 1, model: info } },
+      cells: [load, ...this.cells().map((cell, index) => {
         const common = { id: `cell-${index}`, source: cell.source };
         if (cell.type === "markdown") return { cell_type: "markdown", metadata: {}, ...common };
-        return { cell_type: "code", execution_count: null, outputs: [],
-          metadata: cell.type === "view" ? { neuroscope: { view: cell.view } } : {}, ...common };
-      }),
+        if (cell.type !== "view") return { cell_type: "code", execution_count: null, outputs: [], metadata: {}, ...common };
+        return { cell_type: "code", execution_count: null, outputs: [], metadata: { neuroscope: { view: cell.view } },
+          ...common, source: `${VIEW_MAGIC} ${cell.view}\n${cell.source}` };
+      })],
     };
   }
 
-  download() {
-    const blob = new Blob([JSON.stringify(this.toIpynb(), null, 1)], { type: "application/x-ipynb+json" });
+  async download() {
+    let model;
+    try {
+      model = await (this.host.modelSource?.() ?? { source: "demo" });
+    } catch (error) {
+      this.status.textContent = `Cannot export: ${error.message}`;
+      return;
+    }
+    const blob = new Blob([JSON.stringify(this.toIpynb(model), null, 1)], { type: "application/x-ipynb+json" });
     const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob),
       download: "neuroscope.ipynb" });
     link.click();
@@ -208,12 +223,25 @@ export function cellsFromIpynb(notebook) {
   if (!notebook || !Array.isArray(notebook.cells)) {
     throw new Error("not a notebook: expected a JSON object with a \"cells\" list (nbformat 4)");
   }
-  return notebook.cells.filter((cell) => cell.cell_type === "markdown" || cell.cell_type === "code").map((cell) => {
+  const kept = notebook.cells.filter((cell) => (cell.cell_type === "markdown" || cell.cell_type === "code") &&
+    cell.metadata?.neuroscope?.role !== LOAD_ROLE);
+  return kept.map((cell) => {
     const source = Array.isArray(cell.source) ? cell.source.join("") : String(cell.source ?? "");
     if (cell.cell_type === "markdown") return { type: "markdown", source };
     const view = cell.metadata?.neuroscope?.view;
-    return view ? { type: "view", view, source } : { type: "code", source };
+    if (!view) return { type: "code", source };
+    const [first, ...rest] = source.split("\n");
+    return { type: "view", view, source: first.split(/\s+/)[0] === VIEW_MAGIC ? rest.join("\n") : source };
   });
+}
+
+const LOAD_ROLE = "load-model";
+const VIEW_MAGIC = "%%neuroscope_view";
+
+function loadModelSource({ source, content_hash: hash }) {
+  return "# The notebook's model, loaded from its source; the content hash checks the weights.\n" +
+    "%load_ext neuroscope.notebook\nfrom neuroscope.notebook import load_model\n" +
+    `model = load_model(${JSON.stringify(source)}${hash ? `, content_hash=${JSON.stringify(hash)}` : ""})`;
 }
 
 // A neuroscope.display value: its title and text, then each part drawn with its view.

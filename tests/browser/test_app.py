@@ -387,7 +387,8 @@ def test_notebook_cells_output_errors_views_and_ipynb(app):
     assert "ValueError: bad value 3" in error and "line 2" in error and "Traceback" in error
     assert outputs.nth(2).locator("canvas, .nsv-cell, div").count() > 0
     exported = app.evaluate("window.neuroscope.app.notebook.toIpynb()")
-    assert exported["nbformat"] == 4 and exported["cells"][2]["metadata"]["neuroscope"]["view"] == "logit_lens"
+    assert exported["nbformat"] == 4 and exported["cells"][3]["metadata"]["neuroscope"]["view"] == "logit_lens"
+    assert exported["cells"][0]["metadata"]["neuroscope"]["role"] == "load-model"
     cells = app.evaluate("(nb) => import('/web/notebook.js').then(m => m.cellsFromIpynb(nb))", exported)
     assert [c["type"] for c in cells] == ["code", "code", "view"]
     screenshot(app, "notebook-cpu")
