@@ -159,9 +159,21 @@ def weights_files(folder):
                             "expected a Hugging Face folder saved with safetensors")
 
 
+HASH_PIECE = 8 << 20  # worker/weights.js HASH_PIECE
+
+
 def file_sha256(path):
+    """The Lens's content hash of a weights file (worker/weights.js contentHash): SHA-256 over
+    the SHA-256 digests of its 8 MiB pieces (one piece for an empty file)."""
+    digests = []
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        while True:
+            piece = handle.read(HASH_PIECE)
+            if piece or not digests:
+                digests.append(hashlib.sha256(piece).digest())
+            if len(piece) < HASH_PIECE:
+                break
+    return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def weights_sha256(folder):
