@@ -25,9 +25,7 @@ work offline, sits at the site root with the list of every file it precaches wri
 """
 
 import argparse
-import functools
 import hashlib
-import http.server
 import importlib.util
 import json
 import os
@@ -35,10 +33,13 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "py"))
+# The server lives in the package (InteractiveLens serves the site with it too).
+from neuroscope.serve import StaticHandler, make_server, serve_in_thread  # noqa: E402, F401
+
 NEEDED_MODULES = ("numpy", "tokenizers", "pytest", "safetensors", "threadpoolctl", "psutil",
                   "torch", "transformers", "transformer_lens", "ruff", "playwright", "hypothesis",
                   "sklearn", "distributed", "nbclient", "ipykernel", "nbformat")
@@ -297,38 +298,6 @@ def command_test(extra):
         [os.path.join(ROOT, "py"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     return subprocess.call([sys.executable, "-m", "pytest", os.path.join(ROOT, "tests"), *extra],
                            cwd=ROOT, env=env)
-
-
-class StaticHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with the headers wasm threads need (cross-origin isolation)."""
-
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
-                      ".json": "application/json", ".wgsl": "text/plain", ".glsl": "text/plain",
-                      ".webmanifest": "application/manifest+json", ".safetensors": "application/octet-stream"}
-
-    def end_headers(self):
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
-        super().end_headers()
-
-    def log_message(self, format, *args):
-        if os.environ.get("NEUROSCOPE_SERVER_LOG"):
-            super().log_message(format, *args)
-
-
-def make_server(root, port=0, host="127.0.0.1"):
-    """A threaded static server for ``root``; port 0 picks a free one."""
-    handler = functools.partial(StaticHandler, directory=root)
-    return http.server.ThreadingHTTPServer((host, port), handler)
-
-
-def serve_in_thread(root, port=0):
-    """Start ``make_server`` in a daemon thread; returns (server, base_url)."""
-    server = make_server(root, port)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://localhost:{server.server_address[1]}"
 
 
 BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py",
