@@ -15,7 +15,7 @@ is jupyter.py (``load_model`` and the ``%%neuroscope_view`` magic).
 import json
 
 from ..interactive import ModelSource
-from ..share import DEFAULT_BASE, DEFAULT_PROMPT, encode_state, share_link, share_state, validate_state
+from ..share import DEFAULT_PROMPT, encode_state, share_link, share_state, validate_state
 from .cells import Cell, CodeCell, TextCell, VisualizationCell
 from .ipynb import from_ipynb, to_ipynb
 from .jupyter import ModelMismatchError, load_ipython_extension, load_model, run_view_cell, show_view
@@ -23,6 +23,8 @@ from .jupyter import ModelMismatchError, load_ipython_extension, load_model, run
 SHARE_FILE_FORMAT, SHARE_FILE_VERSION = "neuroscope-share", 1  # web/share.js FILE_FORMAT
 # The files of a local folder, as the Lens names a model it was given as files (web/app.js
 # "local:..."): a link cannot carry the folder, so the Lens asks for the files.
+# `python build.py serve`: the Lens page itself (the site root's redirect would drop the fragment).
+DEFAULT_BASE = "http://localhost:8000/web/index.html"
 LOCAL_FILES = "local:config.json,model.safetensors,tokenizer.json"
 
 
