@@ -38,7 +38,6 @@ def test_ipynb_runs_in_a_real_kernel_and_reads_back(tmp_path):
     client = nbclient.NotebookClient(document, kernel_name="python3", timeout=300,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.km = client.create_kernel_manager()
-    client.km.kernel_spec  # noqa: B018 (resolves the spec before the env is set)
     with client.setup_kernel(env=env):
         for index, cell in enumerate(document.cells):
             client.execute_cell(cell, index)
