@@ -47,6 +47,10 @@ def objects():
         "probe_sweep": ns.probe_layers(model, words, "residual", progress=False),
         "neurons": ns.NeuronAnalyzer(model, 1).top_tokens_all(texts, count=4, bins=12, progress=False),
         "circuit": circuit,
+        "dataset_attention": ns.DistributedAnalysis(model, None, "attention_pattern_analysis", texts,
+                                                    progress=False).run(),
+        "patching_average": ns.DistributedAnalysis(model, None, "activation_patching", [{"text": item["prompt"], **item} for item in ioi[:2]], kind="heads",
+                                                   progress=False).run(),
         "hypothesis": ns.HypothesisTester(model, "L3H6 moves the indirect object's name to the output", ioi,
                                           draws=64, bootstrap=200, progress=False).run(),
     }

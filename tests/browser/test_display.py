@@ -20,7 +20,8 @@ EXPECTED = {
     "cache": "blocks.0.hook_resid_pre", "attention": "Layer 0, head 0", "logit_lens": "final_post",
     "analysis": "Residual stream norm", "patching": "Residual stream", "attribution": "Attribution",
     "probe": "LinearProbe", "probe_sweep": "residual", "neurons": "neuron", "circuit": "L3H6",
-    "hypothesis": "permutation test",
+    "hypothesis": "permutation test", "dataset_attention": "induction: mean over 8 examples",
+    "patching_average": "mean over 2 pairs",
 }
 
 INK = """(root) => {

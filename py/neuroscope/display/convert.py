@@ -42,6 +42,7 @@ def _converters():
     from ..analysis.neurons import NeuronSummary
     from ..analysis.probes import LinearProbe, ProbeSweep
     from ..cache import ActivationCache
+    from ..distributed.results import DatasetAttentionScores, PatchingAverage
 
     return (
         (ActivationCache, cache_parts),
@@ -53,7 +54,27 @@ def _converters():
         (NeuronSummary, neuron_summary_parts),
         (Circuit, circuit_parts),
         (HypothesisResult, hypothesis_parts),
+        (DatasetAttentionScores, dataset_attention_parts),
+        (PatchingAverage, patching_average_parts),
     )
+
+
+def dataset_attention_parts(scores):
+    """Each kind's ``[L, H]`` means as a heatmap (rows: ``layers``, columns: ``heads``)."""
+    parts = [tensor_part(values, title=f"{kind}: mean over {scores.n_examples} examples")
+             for kind, values in scores.scores.items()]
+    top = "; ".join(f"{kind} L{layer}H{head} {value:.3g}" for kind in scores.kinds
+                    for layer, head, value in scores.top_heads(kind, 1))
+    return parts, f"top heads: {top}"
+
+
+def patching_average_parts(average):
+    """A head sweep in the patching view; a sweep by position as a heatmap."""
+    title = f"{average.kind}: mean over {average.n_examples} pairs (0 = corrupted, 1 = clean)"
+    if average.kind == "attn_head_out_all_pos":
+        return [part("patching", {"heads": [[round_sig(v) for v in row] for row in average.mean.tolist()]},
+                     title)], ""
+    return [tensor_part(average.mean, title=title)], ""
 
 
 def cache_parts(cache):

@@ -3,6 +3,7 @@
 Shapes: n examples, L layers, H heads.
 """
 
+from .. import display_hooks
 from ..analysis.attention import HeadScores
 
 
@@ -26,6 +27,12 @@ class DatasetAttentionScores(HeadScores):
             out["per_example"] = {kind: values.tolist() for kind, values in self.per_example.items()}
         return out
 
+    def _repr_html_(self):
+        return display_hooks.html_of(self)
+
+    def inspect(self):
+        return display_hooks.inspect(self)
+
     def __repr__(self):
         return (f"DatasetAttentionScores({self.n_examples} examples, layers={self.layers}, "
                 f"{len(self.heads)} heads, kinds={self.kinds})")
@@ -46,6 +53,12 @@ class PatchingAverage:
         if self.per_example is not None:
             out["per_example"] = self.per_example.tolist()
         return out
+
+    def _repr_html_(self):
+        return display_hooks.html_of(self)
+
+    def inspect(self):
+        return display_hooks.inspect(self)
 
     def __repr__(self):
         return f"PatchingAverage({self.kind}, {self.n_examples} pairs, shape={list(self.mean.shape)})"
