@@ -20,9 +20,10 @@ run on this machine: compare the ratio, not the milliseconds, across machines.
 import argparse
 import os
 import random
-import re
 import sys
 import time
+
+from memory import reset_peak_rss, status_kib  # bench/ is this script's folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "py"))
@@ -38,20 +39,6 @@ def texts(n, seed=0, low=8, high=60):
         start = rng.randrange(0, len(words) - length)
         out.append(" ".join(words[start:start + length]))
     return out
-
-
-def _rss_kib(field):
-    with open("/proc/self/status") as status:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE).group(1))
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _blas():
@@ -101,12 +88,12 @@ def bench_neurons(model, tokens):
         total += len(model.token_ids(text))
         if total >= tokens:
             break
-    reset = _reset_peak()
-    base = _rss_kib("VmRSS")
+    reset = reset_peak_rss()
+    base = status_kib("VmRSS")
     started = time.perf_counter()
     summary = NeuronAnalyzer(model, 1).top_tokens_all(data, count=20, progress=None)
     seconds = time.perf_counter() - started
-    peak = (_rss_kib("VmHWM") - base) / 1024 if reset else None
+    peak = (status_kib("VmHWM") - base) / 1024 if reset else None
     return {"tokens": summary.n_tokens, "seconds": seconds, "tokens_per_s": summary.n_tokens / seconds,
             "peak_rss_above_model_mib": peak, "dead_fraction": summary.dead_fraction}
 

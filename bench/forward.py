@@ -43,12 +43,13 @@ import contextlib
 import gc
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from memory import blas_summary, reset_peak_rss, status_kib  # bench/ is this script's folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_DIR = os.path.join(ROOT, "bench", ".cache", "gpt2-small-random")
@@ -76,29 +77,6 @@ MODES = {"neuroscope": ("forward", "cache", "gemm"), "neuroscope-torch": ("forwa
 
 
 # -- the worker: one framework, one mode, one shape, in a fresh process ----------
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE).group(1))
-
-
-def _reset_peak_rss():
-    """Reset the kernel's RSS high-water mark (and so ru_maxrss) to the current RSS."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return _status_kib("VmHWM") <= _status_kib("VmRSS") + 1024
-
-
-def _blas_summary():
-    from threadpoolctl import threadpool_info
-
-    return [f"{p['internal_api']} {p.get('version') or ''} {p.get('architecture') or ''} "
-            f"x{p['num_threads']} ({os.path.basename(p['filepath'])})".replace("  ", " ")
-            for p in threadpool_info()]
-
-
 def _load(framework, threads):
     """(run(tokens, mode), token converter, cache size probe) for one framework."""
     if framework.startswith("neuroscope"):
@@ -194,8 +172,8 @@ def worker(framework, mode, batch, positions, warmup, repeats, threads):
     load_s = time.perf_counter() - started
     tokens = convert(np.random.default_rng(0).integers(0, VOCAB, size=(batch, positions)))
     gc.collect()
-    peak_reset = _reset_peak_rss()
-    rss_loaded_kib = _status_kib("VmRSS")
+    peak_reset = reset_peak_rss()
+    rss_loaded_kib = status_kib("VmRSS")
     for _ in range(warmup):
         result = run(tokens, mode)
         del result
@@ -211,7 +189,7 @@ def worker(framework, mode, batch, positions, warmup, repeats, threads):
     report = {"framework": framework, "mode": mode, "shape": [batch, positions],
               "times_ms": [1e3 * t for t in times], "rss_loaded_mib": rss_loaded_kib / 1024,
               "peak_increase_mib": (peak_kib - rss_loaded_kib) / 1024, "peak_reset": peak_reset,
-              "load_s": load_s, "blas": _blas_summary()}
+              "load_s": load_s, "blas": blas_summary()}
     if mode == "cache":
         report.update(cache_entries=entries, cache_mib=cached_bytes / 2**20)
     if framework != "neuroscope":
