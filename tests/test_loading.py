@@ -67,6 +67,30 @@ def test_half_precision_weights(reference_dir, tmp_path, dtype):
     assert model.W_E.dtype == "float32"
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_weights_kept_in_their_dtype_on_torch(reference_dir, tmp_path, dtype):
+    torch = pytest.importorskip("torch")
+
+    from reference_models import load_hf
+    hf = load_hf(reference_dir("gpt2")).to(getattr(torch, dtype))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    from neuroscope.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend()
+    kept = ns.TransformerModel.from_huggingface(str(tmp_path), backend=backend, dtype=dtype)
+    upcast = ns.TransformerModel.from_huggingface(str(tmp_path), backend=backend)
+    assert {w.dtype for w in kept.weights.values()} == {dtype}
+    # The same bits: kept weights upcast equal the weights upcast on load.
+    for name, weight in kept.weights.items():
+        assert torch.equal(weight.data.tensor.float(), upcast.weights[name].data.tensor), name
+    logits = kept(TOKENS)
+    assert logits.dtype == dtype
+    with torch.no_grad():
+        ref = hf(torch.tensor(TOKENS)).logits.float().numpy()
+    scale = np.abs(ref).max()
+    assert np.abs(logits.float().numpy() - ref).max() <= 0.05 * scale
+
+
 def test_missing_tensor_names_file_and_tensor(reference_dir, tmp_path):
     target = _copy(reference_dir("gpt2"), tmp_path)
     _rewrite(target / "model.safetensors", lambda t: t.pop("transformer.h.1.mlp.c_fc.weight"))

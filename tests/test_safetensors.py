@@ -3,6 +3,7 @@ reference ``safetensors`` library where it is installed."""
 
 import array
 import json
+import os
 import struct
 
 import pytest
@@ -193,6 +194,45 @@ def test_raw_is_zero_copy_and_close_with_live_views(tmp_path):
     with pytest.raises(ValueError, match="closed"):
         st.raw("a")
     st.close()
+
+
+def _mapped_rss_kib(path):
+    """Resident KiB of this process's mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads /proc/self/smaps (Linux)")
+def test_release_hands_mapped_pages_back_and_rereads_the_same_bytes(tmp_path):
+    rows = 4096  # 2 tensors of 4 MiB: far more pages than a boundary page or two
+    values = [array.array("f", [float(i * 3 + j) for j in range(256)]) * 4 for i in range(2)]
+    tensors = {f"t{i}": ("F32", (rows, 256), v.tobytes() * (rows // 4)) for i, v in enumerate(values)}
+    path = tmp_path / "big.safetensors"
+    save_file(tensors, path)
+    with SafetensorsFile.open(path) as st:
+        for name in st.keys():
+            copied = bytes(st.raw(name))  # touch every page, as a loader's copy does
+        assert _mapped_rss_kib(path) >= 8 * 1024 - 64
+        for name in st.keys():
+            st.release(name)
+        assert _mapped_rss_kib(path) <= 64  # at most a boundary page or two
+        assert bytes(st.raw("t1")) == copied == tensors["t1"][2]  # faulted back in, unchanged
+        assert bytes(st.raw("t0")) == tensors["t0"][2]
+
+
+def test_release_without_a_map_is_harmless():
+    st = SafetensorsFile.from_buffer(save_bytes({"a": ("F32", (2,), _f32(1, 2))}))
+    st.release("a")
+    assert list(st.to_float_array("a")) == [1.0, 2.0]
+    with pytest.raises(ModelFormatError, match="'b'"):
+        st.release("b")
 
 
 def test_open_without_mmap_reads_whole_file(tmp_path, monkeypatch):

@@ -132,6 +132,10 @@ class TensorReader:
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, {len(self)} tensors)"
 
+    def release(self, name):
+        """Tell the reader that tensor ``name``'s bytes have been copied out (a no-op
+        unless the file is memory-mapped; see ``SafetensorsFile.release``)."""
+
     def to_float_array(self, name):
         """The tensor flattened to ``array('f')`` (float32), any dtype."""
         values = _decode(self.info(name), self.raw(name))
@@ -174,6 +178,7 @@ class SafetensorsFile(TensorReader):
         self.name = name
         self._view = memoryview(buffer).cast("B")
         self._closer = closer
+        self._mapped = buffer if mmap is not None and isinstance(buffer, mmap.mmap) else None
         try:
             self.metadata, self._index = parse_header(self._view, name)
         except Exception:
@@ -212,9 +217,28 @@ class SafetensorsFile(TensorReader):
             raise ValueError(f"{self.name}: file is closed")
         return self._view[info.begin:info.end]
 
+    def release(self, name):
+        """Drop a mapped tensor's pages from this process's resident memory.
+
+        The pages of a mapped file count in the process's RSS once touched, so a loader
+        that copies every tensor out would hold the weights twice by the end (the map and
+        the copies). Once a tensor is copied, ``MADV_DONTNEED`` hands its pages back; the
+        file's data stays in the kernel's page cache, and reading the tensor again simply
+        faults the pages back in, so this never changes what ``raw`` returns.
+        """
+        info = self.info(name)
+        advice = getattr(mmap, "MADV_DONTNEED", None) if self._mapped is not None else None
+        if advice is None or self._view is None:
+            return
+        start = info.begin - info.begin % mmap.PAGESIZE
+        end = min(len(self._mapped), -(-info.end // mmap.PAGESIZE) * mmap.PAGESIZE)
+        if end > start:
+            self._mapped.madvise(advice, start, end - start)
+
     def close(self):
         if self._view is None:
             return
+        self._mapped = None
         self._view.release()
         self._view = None
         if self._closer is not None:
@@ -373,6 +397,9 @@ class ShardedSafetensors(TensorReader):
 
     def raw(self, name):
         return self.shard_of(name).raw(name)
+
+    def release(self, name):
+        self.shard_of(name).release(name)
 
     def close(self):
         for shard in self._shards.values():

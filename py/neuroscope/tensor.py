@@ -58,7 +58,7 @@ class Tensor:
 
     @property
     def nbytes(self):
-        return self.size * _ITEMSIZE.get(self.dtype, 4)
+        return self.size * _ITEMSIZE[self.dtype]
 
     def __len__(self):
         if not self.shape:
@@ -390,7 +390,8 @@ class Tensor:
         return tuple(key)
 
 
-_ITEMSIZE = {"float32": 4, "float16": 2, "float64": 8, "int64": 8, "int32": 4, "uint8": 1, "bool": 1}
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "uint8": 1,
+             "bool": 1}
 
 
 # -- the funnel ----------------------------------------------------------------

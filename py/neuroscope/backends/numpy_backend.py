@@ -107,9 +107,13 @@ def _needs_outer(index):
 
 def _table_float(result, *operands):
     """``result`` as float32 where numpy widened it to float64 but no operand was float64
-    (Python scalars and int tensors): the op table's float is float32 on every backend."""
-    if result.dtype == np.float64 and not any(getattr(x, "dtype", None) == np.float64 for x in operands):
-        return result.astype(np.float32)
+    (Python scalars and int tensors): the op table's float is float32 on every backend,
+    and a float16 tensor with an int one stays float16 (ops.py)."""
+    if result.dtype == np.float64:
+        dtypes = {getattr(x, "dtype", None) for x in operands}
+        if np.float64 not in dtypes:
+            half = np.float16 in dtypes and np.float32 not in dtypes
+            return result.astype(np.float16 if half else np.float32)
     return result
 
 
@@ -139,12 +143,14 @@ class NumpyBackend(Backend):
 
     def from_bytes(self, buffer, source_dtype, shape, dtype="float32"):
         if source_dtype == "BF16":
-            # bfloat16 is the top half of a float32: widen by shifting 16 bits.
-            raw = np.frombuffer(buffer, dtype="<u2").astype(np.uint32) << 16
-            array = raw.view(np.float32)
-        else:
-            array = np.frombuffer(buffer, dtype=np.dtype(_SAFETENSORS_DTYPES[source_dtype]).newbyteorder("<"))
-        return array.astype(dtype).reshape(shape)
+            # bfloat16 is the top half of a float32: widen by shifting 16 bits, in place, so
+            # a big tensor costs one float32 array (not two) on top of the file.
+            widened = np.frombuffer(buffer, dtype="<u2").astype(np.uint32)
+            widened <<= 16
+            array = widened.view(np.float32)
+            return (array if np.dtype(dtype) == np.float32 else array.astype(dtype)).reshape(shape)
+        array = np.frombuffer(buffer, dtype=np.dtype(_SAFETENSORS_DTYPES[source_dtype]).newbyteorder("<"))
+        return array.astype(dtype).reshape(shape)  # a copy that owns its memory, as the map goes
 
     def full(self, shape, value, dtype):
         return np.full(shape, value, dtype=dtype)

@@ -38,6 +38,9 @@ from ..errors import ShapeError
 
 _REQUIRED = object()
 FLOAT, INT, BOOL = "float32", "int64", "bool"
+# Half-precision tensors combined with ints, bools, Python numbers or their own dtype stay
+# in it; with float32, float64 or the other half they give float32.
+_HALF_FLOATS, _WIDE_FLOATS = frozenset(("float16", "bfloat16")), frozenset(("float32", "float64"))
 _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 
 
@@ -153,7 +156,10 @@ def _binary_dtype(op, a, b):
     if op in _COMPARISONS:
         return BOOL
     kinds = {a, b}
-    if any(k.startswith("float") for k in kinds) or "pyfloat" in kinds or op == "div":
+    halves = kinds & _HALF_FLOATS
+    if len(halves) == 1 and not kinds & _WIDE_FLOATS:
+        return halves.pop()  # a half-precision model computes in its dtype (torch's rule)
+    if kinds & (_HALF_FLOATS | _WIDE_FLOATS) or "pyfloat" in kinds or op == "div":
         return FLOAT
     if kinds <= {BOOL} and op in ("mul", "maximum", "minimum"):
         return BOOL
@@ -202,7 +208,7 @@ def _reduce(op, x, axes, keepdims):
     shape, dtype = _meta(x)
     out = tuple(1 if i in axes else s for i, s in enumerate(shape)) if keepdims else \
         tuple(s for i, s in enumerate(shape) if i not in axes)
-    if op in ("mean", "var"):
+    if op in ("mean", "var") and dtype not in _HALF_FLOATS:
         dtype = FLOAT
     elif op == "sum" and dtype == BOOL:
         dtype = INT  # counting a mask

@@ -158,6 +158,12 @@ class TorchBackend(Backend):
         return self._to_device(array.reshape(shape) if shape is not None else array, dtype)
 
     def from_bytes(self, buffer, source_dtype, shape, dtype="float32"):
+        if source_dtype == "BF16":
+            # torch has bfloat16: copy the bits once and reinterpret them, so a bfloat16
+            # file kept in bfloat16 costs one copy and an upcast no numpy temporary.
+            bits = np.frombuffer(buffer, dtype="<u2").copy().reshape(shape)
+            tensor = torch.from_numpy(bits).view(torch.bfloat16)
+            return TorchHandle(tensor.to(device=self.device, dtype=self._dtype(dtype)))
         array = self._numpy.from_bytes(buffer, source_dtype, shape, self._host_dtype(dtype))
         return self._to_device(array, dtype)
 

@@ -125,7 +125,9 @@ def weights_from_reader(cfg, reader, backend, dtype="float32"):
 
     def get(name):
         info = reader.info(name)  # raises ModelFormatError naming file and tensor
-        return Tensor(backend.from_bytes(reader.raw(name), info.dtype, info.shape, dtype), backend)
+        tensor = Tensor(backend.from_bytes(reader.raw(name), info.dtype, info.shape, dtype), backend)
+        reader.release(name)  # copied out: a mapped file's pages need not stay resident
+        return tensor
 
     weights = MAPPERS[cfg.family](cfg, get, names)
     check_shapes(cfg, weights, getattr(reader, "name", "weights"))
