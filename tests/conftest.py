@@ -8,6 +8,11 @@ import pytest
 # Every CPython op is checked against the op table's shape rules, as the browser's backends
 # check them, so code that works only on numpy fails here (backends/base.py).
 os.environ.setdefault("NEUROSCOPE_CHECK_OPS", "1")
+# The suite runs on numpy, the reference (and the default without torch), which its exact
+# expectations are written against; the torch backend (the default where torch is
+# installed) is checked against it in test_torch_backend.py, which re-runs the tensor,
+# addressing and parity tests on torch, and in test_cache_deferred.py.
+os.environ.setdefault("NEUROSCOPE_BACKEND", "numpy")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "py"))

@@ -226,14 +226,29 @@ def test_choosing_the_backend(monkeypatch):
     ns.set_backend("torch")
 
 
-def test_the_package_imports_and_runs_without_torch():
+def test_torch_is_the_default_where_installed_and_imported_only_when_used():
     script = textwrap.dedent("""
         import os, sys
         os.environ.pop("NEUROSCOPE_BACKEND", None)
         import neuroscope
-        assert neuroscope.get_backend().name == "numpy"
         assert "torch" not in sys.modules, "importing neuroscope imported torch"
+        backend = neuroscope.get_backend()
+        assert backend.name == "torch" and str(backend.device) == "cpu", backend
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "py")))
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_package_imports_and_runs_without_torch():
+    script = textwrap.dedent("""
+        import os, sys
+        os.environ.pop("NEUROSCOPE_BACKEND", None)
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        import neuroscope
+        assert neuroscope.default_backend_name() == "numpy"
+        assert neuroscope.get_backend().name == "numpy"
         try:
             neuroscope.set_backend("torch")
             raise SystemExit("the torch backend loaded without torch")

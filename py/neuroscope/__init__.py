@@ -9,7 +9,7 @@ from .analysis.hypothesis import Hypothesis, HypothesisTester
 from .analysis.neurons import NeuronAnalyzer, NeuronSummary
 from .analysis.probes import LinearProbe, probe_layers
 from .autograd import enable_grad, no_grad
-from .backends import get_backend, set_backend
+from .backends import default_backend_name, get_backend, set_backend
 from .cache import ActivationCache
 from .datasets import Dataset
 from .display import (
@@ -87,8 +87,8 @@ __all__ = [
     "StorageKeyError", "StorageQuotaError", "Tensor", "TensorVisualizer", "TextCell",
     "Tokenizer", "TransformerModel", "UnknownHookError", "UnsupportedModelError",
     "VisualizationCell", "ZeroAblation",
-    "act_name", "arange", "cat", "component_name", "enable_grad", "full", "get_backend", "inspect", "matmul",
-    "no_grad",
+    "act_name", "arange", "cat", "component_name", "default_backend_name", "enable_grad", "full",
+    "get_backend", "inspect", "matmul", "no_grad",
     "ones", "probe_layers",
     "set_backend", "show", "stack", "tensor", "where", "zeros",
 ]

@@ -5,12 +5,42 @@ lookups also accept TransformerLens' short form (``cache["pattern", 3]``) and
 the friendly address (``cache.at(3, "pattern")``). Analyses are separate
 functions in ``neuroscope.analysis``. Persistence (``save`` / ``load``) and the
 byte ``budget`` that spills tensors off the device live in ``spill.py``.
+
+Some entries of a ``run_with_cache`` cache are kept as recipes (``DeferredActivation``)
+until first read: an activation that is an exact function of others the cache holds
+(a norm's output and scale of the residual it normalises, the MLP's ``hook_post`` of its
+``hook_pre``, attention scores and pattern of ``q`` and ``k``). Reading one recomputes it
+with the ops the forward pass ran on the values it ran them on, so it is the forward's
+value, and keeps it. A forward pass that caches everything then holds far less memory, and
+skips the attention scores and norm scales it would otherwise spell out only to store.
 """
 
 import difflib
 
 from .errors import UnknownHookError
 from .names import act_name, component_name
+
+
+class DeferredActivation:
+    """A cached activation not yet computed: ``recipe(*sources)`` gives it.
+
+    ``sources`` are Tensors on the values the forward pass used (new Tensor objects over the
+    same device handles, which ops never change), so an edit made to the original objects
+    afterwards (``activation[...] = ...`` in a later hook) cannot change the result.
+    """
+
+    __slots__ = ("recipe", "sources", "axes")
+
+    def __init__(self, recipe, sources, axes=None):
+        self.recipe = recipe
+        self.sources = tuple(source if source is None else type(source)(source.data, source.backend)
+                             for source in sources)
+        self.axes = axes
+
+    def materialize(self):
+        value = self.recipe(*self.sources)
+        value.axes = self.axes
+        return value
 
 
 class ActivationCache:
@@ -51,7 +81,10 @@ class ActivationCache:
         name = self._resolve(key)
         if name not in self._store:
             raise self._unknown(name)
-        return self._store[name]
+        value = self._store[name]
+        if value.__class__ is DeferredActivation:
+            value = self._store[name] = value.materialize()
+        return value
 
     def __setitem__(self, name, value):
         self._store[name] = value
@@ -75,10 +108,21 @@ class ActivationCache:
         return self._store.keys()
 
     def values(self):
-        return self._store.values()
+        return [self[name] for name in list(self._store)]
 
     def items(self):
-        return self._store.items()
+        return [(name, self[name]) for name in list(self._store)]
+
+    @property
+    def deferred(self):
+        """Names of the entries not computed yet (see ``DeferredActivation``)."""
+        return [name for name, value in self._store.items() if value.__class__ is DeferredActivation]
+
+    def _computed(self):
+        """The store with every deferred entry computed (what persistence writes)."""
+        for name in self.deferred:
+            self[name]
+        return self._store
 
     def get(self, key, default=None):
         return self[key] if key in self else default
@@ -91,7 +135,7 @@ class ActivationCache:
     def nbytes(self):
         if hasattr(self._store, "nbytes"):  # a SpillingStore counts without reading back
             return self._store.nbytes
-        return sum(t.nbytes for t in self._store.values())
+        return sum(t.nbytes for t in self._store.values() if t.__class__ is not DeferredActivation)
 
     @property
     def spill_stats(self):
@@ -103,7 +147,7 @@ class ActivationCache:
         """Store every activation (and the tokens) under ``key``: IndexedDB in the browser,
         ``$NEUROSCOPE_CACHE_DIR/activations`` in CPython. Returns the bytes written."""
         from .spill import save_activations
-        return save_activations(self._store, key, storage, self.tokens, self.attention_mask)
+        return save_activations(self._computed(), key, storage, self.tokens, self.attention_mask)
 
     @classmethod
     def load(cls, key, storage=None, budget=None):
@@ -117,7 +161,7 @@ class ActivationCache:
     async def save_async(self, key, storage=None):
         """``save`` for browsers without JSPI (``await cache.save_async(key)``)."""
         from .spill import save_activations_async
-        return await save_activations_async(self._store, key, storage, self.tokens, self.attention_mask)
+        return await save_activations_async(self._computed(), key, storage, self.tokens, self.attention_mask)
 
     @classmethod
     async def load_async(cls, key, storage=None):
@@ -140,4 +184,6 @@ class ActivationCache:
         return inspect(self)
 
     def __repr__(self):
-        return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB)"
+        deferred = len(self.deferred)
+        later = f", {deferred} computed when first read" if deferred else ""
+        return f"ActivationCache({len(self)} activations, {self.nbytes / 2**20:.1f} MiB{later})"

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 from .args import as_indices, as_layer, is_integer
 from .autograd import is_grad_enabled
-from .cache import ActivationCache
+from .cache import ActivationCache, DeferredActivation
 from .errors import GradientError, InvalidIndexError, NeuroScopeError, ShapeError, UnknownHookError
 from .interventions import Intervention, as_intervention
 from .names import act_name, component_name, head_components
@@ -69,6 +69,31 @@ class HookPoint:
     def __call__(self, activation):
         return self.run(activation)[0]
 
+    def defers(self, *sources):
+        """Whether the activation here may be handed over as a recipe of ``sources``:
+        true when no hook is registered, or when every hook is a caching hook that keeps
+        recipes (``CachingHook.keeps_recipe``) and holds the sources itself (so a recipe
+        never keeps alive more than the cache holds anyway). Never under autograd."""
+        return all(getattr(owner, "keeps_recipe", _no)(sources) for _, owner in self.fns)
+
+    def defer(self, recipe, sources, constants=()):
+        """Hand every hook here ``DeferredActivation`` in place of the activation (after
+        ``defers(*sources)`` said yes): ``recipe(*sources, *constants)`` must compute exactly
+        what the forward pass computes at this point, with the same ops. ``constants`` are
+        what else the recipe reads (weights, a mask; None allowed), fixed as they are now."""
+        if self.fns:
+            deferred = DeferredActivation(recipe, (*sources, *constants), self.axes)
+            for _, owner in self.fns:
+                owner.keep(deferred, self)
+
+    def observe(self, value, recipe, sources, constants=()):
+        """``self(value)`` (the hooks run on it), or, where they keep a recipe instead
+        (``defers``), ``value`` itself with the recipe handed over."""
+        if self.fns and self.defers(*sources):
+            self.defer(recipe, sources, constants)
+            return value
+        return self(value)
+
     def run(self, activation):
         """``(activation, edited)``: the result of every hook, and whether any changed it
         (a replacement returned, or the activation assigned into in place)."""
@@ -93,6 +118,10 @@ class HookPoint:
 
     def __repr__(self):
         return f"HookPoint({self.name!r}, {len(self.fns)} hooks)"
+
+
+def _no(sources):
+    return False
 
 
 class Hook:
@@ -238,6 +267,18 @@ class CachingHook(Hook):
         # keeps a forward pass's autograd graph (and everything it saved) alive.
         self.cache[hook.name] = activation if activation._edge is None else activation.detach()
         return None
+
+    def keeps_recipe(self, sources):
+        """Recipes only into a plain cache (a byte budget counts what it holds), of untracked
+        values this cache holds (by identity; see ``HookPoint.defers``)."""
+        store = self.cache._store
+        if store.__class__ is not dict or any(source._edge is not None for source in sources):
+            return False
+        held = {id(value) for value in store.values()}
+        return all(id(source) in held for source in sources)
+
+    def keep(self, deferred, hook):
+        self.cache[hook.name] = deferred
 
 
 class GradientHook(Hook):

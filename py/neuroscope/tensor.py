@@ -78,7 +78,7 @@ class Tensor:
 
     def __repr__(self):
         head = f"shape={list(self.shape)}, dtype={self.dtype}, backend={self.backend.name}"
-        numpy = sys.modules.get("numpy") if self.backend.name == "numpy" else None
+        numpy = sys.modules.get("numpy") if self.backend.reads_synchronously else None
         if numpy is None:  # device memory: reading it back is the caller's choice
             return (f"Tensor({head}; values on the device: read them with .tolist(), .item() or "
                     "await .tolist_async())")

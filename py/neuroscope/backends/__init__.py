@@ -2,15 +2,18 @@
 
 ``get_backend()`` returns the active backend. Until ``set_backend`` installs one, it
 is the one named by the environment variable ``NEUROSCOPE_BACKEND`` (``numpy`` or
-``torch``), else numpy when it is importable (always in CPython); in a stdlib-only
-Pyodide, ``set_backend`` installs the JS bridge. ``set_backend("torch",
-device="cuda")`` picks the torch backend on a CUDA device.
+``torch``), else torch on the CPU when torch is installed (the fast CPython path), else
+numpy (the reference); in a stdlib-only Pyodide, ``set_backend`` installs the JS bridge.
+``set_backend("torch", device="cuda")`` picks the torch backend on a CUDA device.
 
 Importing this module never imports numpy or torch: each backend module is imported
-when it is first asked for.
+when it is first asked for (``default_backend_name`` only looks for torch).
 """
 
+import importlib.util
 import os
+import sys
+import warnings
 
 from .base import PRIMITIVE_OPS, Backend
 
@@ -34,11 +37,37 @@ def set_backend(backend, **options):
 
 
 def get_backend():
-    """The active backend, created on first use (``NEUROSCOPE_BACKEND``, else numpy)."""
+    """The active backend, created on first use (``NEUROSCOPE_BACKEND``, else
+    ``default_backend_name()``)."""
     global _active
     if _active is None:
-        _active = _by_name(os.environ.get(ENVIRONMENT_VARIABLE) or "numpy")
+        chosen = os.environ.get(ENVIRONMENT_VARIABLE)
+        if chosen:
+            _active = _by_name(chosen)
+        else:
+            _active = _default_backend()
     return _active
+
+
+def default_backend_name():
+    """``"torch"`` where torch is installed (never in Pyodide), else ``"numpy"``."""
+    if sys.platform == "emscripten":
+        return "numpy"
+    try:
+        installed = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["torch"] is None (blocked)
+        installed = False
+    return "torch" if installed else "numpy"
+
+
+def _default_backend():
+    name = default_backend_name()
+    if name == "torch":
+        try:
+            return _by_name("torch")
+        except RuntimeError as error:  # installed but broken: say so, and use the reference
+            warnings.warn(f"{error}; using the numpy backend", RuntimeWarning, stacklevel=3)
+    return _by_name("numpy")
 
 
 def _by_name(name, **options):
@@ -66,4 +95,4 @@ def _by_name(name, **options):
                      f"instance (from set_backend or ${ENVIRONMENT_VARIABLE})")
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "PRIMITIVE_OPS", "get_backend", "set_backend"]
+__all__ = ["BACKEND_NAMES", "Backend", "PRIMITIVE_OPS", "default_backend_name", "get_backend", "set_backend"]

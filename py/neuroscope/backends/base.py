@@ -57,6 +57,9 @@ class Backend:
     method per op of the table unless they override ``dispatch``."""
 
     name = "abstract"
+    # Whether reading values back is synchronous and cheap (CPython's backends), so that a
+    # tensor's repr can show them; the browser's device backends read back asynchronously.
+    reads_synchronously = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

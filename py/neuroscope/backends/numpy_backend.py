@@ -135,6 +135,7 @@ def _top_rows(rows, k):
 
 class NumpyBackend(Backend):
     name = "numpy"
+    reads_synchronously = True
 
     # -- allocator -----------------------------------------------------------
     def from_host(self, data, shape, dtype):

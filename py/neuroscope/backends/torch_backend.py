@@ -99,6 +99,7 @@ class TorchBackend(Backend):
     """``device``: ``"cpu"`` (the default), ``"cuda"`` / ``"cuda:1"`` or a ``torch.device``."""
 
     name = "torch"
+    reads_synchronously = True
 
     def __init__(self, device="cpu"):
         device = torch.device(device)

@@ -6,6 +6,8 @@ op gives z. A hook on the scores or the pattern gets them spelled out; z comes
 from them only when a hook edited one, so observing never changes the numbers.
 """
 
+import functools
+
 from ..tensor import arange, cat, run_op, where
 from .components import Rotary, linear
 
@@ -55,7 +57,13 @@ class Attention:
         if past is not None:
             k, v = cat([past[0], k], axis=1), cat([past[1], v], axis=1)
         z = None
-        if self.hook_attn_scores.fns or self.hook_pattern.fns:
+        scores_point, pattern_point = self.hook_attn_scores, self.hook_pattern
+        observed = scores_point.fns or pattern_point.fns
+        if observed and scores_point.defers(q, k) and pattern_point.defers(q, k):
+            # Only cached: recipes, so the scores and pattern are computed when first read.
+            scores_point.defer(functools.partial(attention_scores, scale=self.scale), (q, k), (mask,))
+            pattern_point.defer(functools.partial(_attention_pattern, scale=self.scale), (q, k), (mask,))
+        elif observed:
             z = self._explicit(q, k, v, mask)
         if z is None:
             z, _ = _attention(q, k, v, mask, self.scale)
@@ -72,18 +80,11 @@ class Attention:
         return out, (k, v)
 
     def _explicit(self, q, k, v, mask):
-        b, p, h, e = q.shape
-        k_len, g = k.shape[1], k.shape[2]
-        if g != h:
-            # Repeat each key/value head for its group of query heads.
-            k = k.unsqueeze(3).broadcast_to(b, k_len, g, h // g, e).reshape(b, k_len, h, e)
-            v = v.unsqueeze(3).broadcast_to(b, k_len, g, h // g, e).reshape(b, k_len, h, e)
-        scores = (q.permute(0, 2, 1, 3) @ k.permute(0, 2, 3, 1)) * self.scale  # [b, h, p, k]
-        allowed = mask.unsqueeze(1) if mask is not None else causal_mask(p, k_len, q)
-        scores, edited_scores = self.hook_attn_scores.run(where(allowed, scores, _NEG_INF))
+        scores, edited_scores = self.hook_attn_scores.run(attention_scores(q, k, mask, self.scale))
         pattern, edited_pattern = self.hook_pattern.run(scores.softmax(-1))
         if not (edited_scores or edited_pattern):
             return None  # only observed: the fused op gives z, as with no hooks
+        v = _per_query_head(v, q.shape[2])
         return (pattern @ v.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)  # [b, p, h, e]
 
     # -- TransformerLens-shaped views of the weights ---------------------------
@@ -103,6 +104,27 @@ def causal_mask(q_len, k_len, like):
     queries = arange(k_len - q_len, k_len, backend=like.backend).reshape(1, q_len, 1)
     keys = arange(0, k_len, backend=like.backend).reshape(1, 1, k_len)
     return keys <= queries
+
+
+def _per_query_head(x, h):
+    """k or v ``[b, k, g, e]`` with each key/value head repeated for its group: ``[b, k, h, e]``."""
+    b, k_len, g, e = x.shape
+    if g == h:
+        return x
+    return x.unsqueeze(3).broadcast_to(b, k_len, g, h // g, e).reshape(b, k_len, h, e)
+
+
+def attention_scores(q, k, mask, scale):
+    """``hook_attn_scores`` ``[b, h, p, k]``: scaled ``q . k``, -inf where a query may not look."""
+    b, p, h, e = q.shape
+    k_len = k.shape[1]
+    scores = (q.permute(0, 2, 1, 3) @ _per_query_head(k, h).permute(0, 2, 3, 1)) * scale  # [b, h, p, k]
+    allowed = mask.unsqueeze(1) if mask is not None else causal_mask(p, k_len, q)
+    return where(allowed, scores, _NEG_INF)
+
+
+def _attention_pattern(q, k, mask, scale):
+    return attention_scores(q, k, mask, scale).softmax(-1)
 
 
 def _attention(q, k, v, mask, scale):

@@ -3,6 +3,8 @@
 Shapes: x ``[b, p, d]``; MLP hidden ``[b, p, m]``.
 """
 
+import functools
+
 from ..tensor import run_op
 from .attention import Attention
 from .components import IdentityNorm, LayerNorm, RMSNorm, linear
@@ -21,7 +23,9 @@ class MLP:
 
     def forward(self, x):
         pre = self.hook_pre(linear(x, self.W_in, self.b_in))
-        post = self.hook_post(run_op("unary", self.act_fn, pre))
+        # Only cached: the cache keeps act(pre) as a recipe instead of a second [b, p, m] tensor.
+        recipe = functools.partial(_activation, act_fn=self.act_fn)
+        post = self.hook_post.observe(recipe(pre), recipe, (pre,))
         return linear(post, self.W_out, self.b_out)
 
 
@@ -36,8 +40,17 @@ class GatedMLP(MLP):
     def forward(self, x):
         gate = self.hook_pre(linear(x, self.W_gate))
         up = self.hook_pre_linear(linear(x, self.W_in, self.b_in))
-        post = self.hook_post(run_op("unary", self.act_fn, gate) * up)
+        recipe = functools.partial(_gated_activation, act_fn=self.act_fn)
+        post = self.hook_post.observe(recipe(gate, up), recipe, (gate, up))
         return linear(post, self.W_out, self.b_out)
+
+
+def _activation(pre, act_fn):
+    return run_op("unary", act_fn, pre)
+
+
+def _gated_activation(gate, up, act_fn):
+    return run_op("unary", act_fn, gate) * up
 
 
 def make_norm(cfg, weights, name, prefix, hooks):

@@ -9,6 +9,7 @@ Hugging Face layout once at load time (see ``families.py``). Each component
 owns its hook points, named with TransformerLens' names.
 """
 
+import functools
 import math
 import struct
 
@@ -75,18 +76,22 @@ class LayerNorm:
         self.hook_normalized = hooks.add(prefix + "hook_normalized", ("batch", "pos", d))
 
     def forward(self, x):
-        if not self.hook_scale.fns:
-            return self.hook_normalized(_layer_norm(x, self.w, self.b, self.eps))
-        centered = x - x.mean(-1, keepdims=True)
-        scale, edited = self.hook_scale.run((centered.square().mean(-1, keepdims=True) + self.eps).sqrt())
-        if not edited:  # only observed: the fused op, as with no hooks
-            return self.hook_normalized(_layer_norm(x, self.w, self.b, self.eps))
-        out = centered / scale  # [b, p, d]
-        if self.w is not None:
-            out = out * self.w
-        if self.b is not None:
-            out = out + self.b
-        return self.hook_normalized(out)
+        scale_point = self.hook_scale
+        if scale_point.fns and scale_point.defers(x):  # only cached: kept as a recipe, not computed
+            scale_point.defer(functools.partial(_layer_norm_scale, eps=self.eps), (x,))
+        elif scale_point.fns:
+            centered = x - x.mean(-1, keepdims=True)
+            scale, edited = scale_point.run(_layer_norm_scale(x, self.eps, centered))
+            if edited:
+                out = centered / scale  # [b, p, d]
+                if self.w is not None:
+                    out = out * self.w
+                if self.b is not None:
+                    out = out + self.b
+                return self.hook_normalized(out)
+        # Only observed: the fused op, as with no hooks.
+        recipe = functools.partial(_layer_norm, eps=self.eps)
+        return self.hook_normalized.observe(recipe(x, self.w, self.b), recipe, (x,), (self.w, self.b))
 
     def apply(self, x):
         """The norm's output at ``x`` (any leading axes), the fused op, with no hook points."""
@@ -116,10 +121,15 @@ class RMSNorm:
         self.hook_normalized = hooks.add(prefix + "hook_normalized", ("batch", "pos", d))
 
     def forward(self, x):
-        if not (self.hook_scale.fns or self.hook_normalized.fns):
+        scale_point, normalized_point = self.hook_scale, self.hook_normalized
+        if not (scale_point.fns or normalized_point.fns):
             return _run_norm("rms_norm", x, self.w, self.eps)
-        scale, edited_scale = self.hook_scale.run((x.square().mean(-1, keepdims=True) + self.eps).sqrt())
-        out, edited_out = self.hook_normalized.run(x / scale)
+        if scale_point.defers(x) and normalized_point.defers(x):  # only cached: recipes
+            scale_point.defer(functools.partial(_rms_scale, eps=self.eps), (x,))
+            normalized_point.defer(functools.partial(_rms_normalized, eps=self.eps), (x,))
+            return _run_norm("rms_norm", x, self.w, self.eps)
+        scale, edited_scale = scale_point.run(_rms_scale(x, self.eps))
+        out, edited_out = normalized_point.run(x / scale)
         if not (edited_scale or edited_out):  # only observed: the fused op, as with no hooks
             return _run_norm("rms_norm", x, self.w, self.eps)
         return out * self.w if self.w is not None else out
@@ -131,6 +141,22 @@ class RMSNorm:
 
 def _layer_norm(x, w, b, eps):
     return run_op("layer_norm", x, w, b, eps)
+
+
+# The norms' scales and RMSNorm's output, spelled out: what the hooks see, and the recipes
+# of the cache's deferred entries (cache.DeferredActivation).
+def _layer_norm_scale(x, eps, centered=None):
+    """``hook_scale`` of LayerNorm: ``sqrt(var(x) + eps)`` as ``[b, p, 1]``."""
+    centered = x - x.mean(-1, keepdims=True) if centered is None else centered
+    return (centered.square().mean(-1, keepdims=True) + eps).sqrt()
+
+
+def _rms_scale(x, eps):
+    return (x.square().mean(-1, keepdims=True) + eps).sqrt()
+
+
+def _rms_normalized(x, eps):
+    return x / _rms_scale(x, eps)
 
 
 def _run_norm(op, x, w, eps):
