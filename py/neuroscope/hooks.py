@@ -256,6 +256,7 @@ class CachingHook(Hook):
         # names: a list of names / (layer, component) addresses, a predicate, or None for all.
         self.names = names
         self.cache = cache if cache is not None else ActivationCache()
+        self._stored = set()  # ids of the activations this hook stored (what keeps_recipe asks)
 
     def targets(self):
         if self.names is None:
@@ -265,17 +266,16 @@ class CachingHook(Hook):
     def __call__(self, activation, hook):
         # Values, not graph: a tracked activation is stored detached, so that a cache never
         # keeps a forward pass's autograd graph (and everything it saved) alive.
-        self.cache[hook.name] = activation if activation._edge is None else activation.detach()
+        stored = self.cache[hook.name] = activation if activation._edge is None else activation.detach()
+        self._stored.add(id(stored))
         return None
 
     def keeps_recipe(self, sources):
         """Recipes only into a plain cache (a byte budget counts what it holds), of untracked
-        values this cache holds (by identity; see ``HookPoint.defers``)."""
-        store = self.cache._store
-        if store.__class__ is not dict or any(source._edge is not None for source in sources):
+        values this hook stored (by identity; see ``HookPoint.defers``)."""
+        if self.cache._store.__class__ is not dict:
             return False
-        held = {id(value) for value in store.values()}
-        return all(id(source) in held for source in sources)
+        return all(source._edge is None and id(source) in self._stored for source in sources)
 
     def keep(self, deferred, hook):
         self.cache[hook.name] = deferred

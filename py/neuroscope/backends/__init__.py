@@ -71,6 +71,9 @@ def _default_backend():
 
 
 def _by_name(name, **options):
+    if name in BACKEND_NAMES:
+        from .host_malloc import tune_malloc
+        tune_malloc()  # glibc keeps a forward pass's freed memory for the next (host_malloc.py)
     if name == "numpy":
         if options:
             raise TypeError(f"the numpy backend takes no options, got {sorted(options)}")
