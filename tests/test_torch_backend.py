@@ -1,6 +1,6 @@
 """The torch backend equals the numpy reference: every op case, host transfers, the
-reference models' logits and every cached hook, and the addressing and Hugging Face
-parity tests re-run with torch as the active backend.
+reference models' logits and every cached hook, and the addressing, Hugging Face and
+TransformerLens parity tests re-run with torch as the active backend.
 
 Op cases are compared as the browser kernel test compares them (tests/browser/
 test_kernels.py): non-finite entries exactly, finite ones within the case's tolerance
@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 import neuroscope as ns  # noqa: E402
 import test_addressing  # noqa: E402
 import test_parity_hf  # noqa: E402
+import test_parity_tl  # noqa: E402
 import test_tensor  # noqa: E402
 from browser.op_cases import cases, run_case  # noqa: E402
 from neuroscope import backends  # noqa: E402
@@ -48,13 +49,13 @@ def torch_is_the_active_backend():
     backends._active = previous
 
 
-# The Tensor, addressing and Hugging Face parity tests, collected again here so they run on
-# torch (the fixture above is active for this module); not those that are about numpy itself:
-# the numpy repr, and calls of numpy-backend methods on numpy arrays.
+# The Tensor, addressing, Hugging Face and TransformerLens parity tests, collected again here so
+# they run on torch (the fixture above is active for this module); not those that are about numpy
+# itself: the numpy repr, and calls of numpy-backend methods on numpy arrays.
 _NUMPY_ONLY = {"test_tensor_repr_shows_values_on_numpy", "test_unary_ops_match_references",
                "test_attention_op_equals_explicit_math", "test_rotary_rotates_pairs_of_halves",
                "test_from_bytes_decodes_safetensors_dtypes"}
-for _module in (test_tensor, test_addressing, test_parity_hf):
+for _module in (test_tensor, test_addressing, test_parity_hf, test_parity_tl):
     globals().update({name: value for name, value in vars(_module).items()
                       if name.startswith("test_") and name not in _NUMPY_ONLY})
 model = test_addressing.model  # their module-scoped fixture, built with torch here
