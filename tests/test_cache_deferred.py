@@ -107,3 +107,17 @@ def test_an_edited_pattern_still_flows_through_the_spelled_out_attention(referen
     assert "blocks.0.attn.hook_pattern" not in cache.deferred
     assert not np.allclose(edited.numpy(), plain)
     np.testing.assert_allclose(cache["blocks.0.attn.hook_pattern"].numpy().sum(-1), 0.5, atol=1e-6)
+
+
+def test_a_reused_caching_hook_remembers_one_activation_per_point(reference_dir):
+    model = ns.TransformerModel.from_huggingface(reference_dir("gpt2"), backend=NumpyBackend())
+    tokens = model.to_tokens(PROMPTS[0])
+    hook = ns.CachingHook()
+    with model.hooks([hook]):
+        for _ in range(3):
+            model(tokens)
+            deferred = set(hook.cache.deferred)
+    held = [id(hook.cache._store[name]) for name in hook.cache.keys() if name not in deferred]
+    assert hook._stored == {key: held.count(key) for key in held}  # the last run's only
+    np.testing.assert_array_equal(hook.cache["blocks.0.attn.hook_pattern"].numpy(),
+                                  _observed(model, tokens, None)[1]["blocks.0.attn.hook_pattern"])

@@ -256,7 +256,10 @@ class CachingHook(Hook):
         # names: a list of names / (layer, component) addresses, a predicate, or None for all.
         self.names = names
         self.cache = cache if cache is not None else ActivationCache()
-        self._stored = set()  # ids of the activations this hook stored (what keeps_recipe asks)
+        # What keeps_recipe asks: the id of the activation last stored at each hook point, and
+        # how many points hold each id (one object can sit at two points: resid_post of a layer
+        # is resid_pre of the next). Bounded by the number of points, however many runs.
+        self._stored_id, self._stored = {}, {}
 
     def targets(self):
         if self.names is None:
@@ -267,7 +270,14 @@ class CachingHook(Hook):
         # Values, not graph: a tracked activation is stored detached, so that a cache never
         # keeps a forward pass's autograd graph (and everything it saved) alive.
         stored = self.cache[hook.name] = activation if activation._edge is None else activation.detach()
-        self._stored.add(id(stored))
+        previous = self._stored_id.get(hook.name)
+        if previous is not None:
+            if self._stored[previous] == 1:
+                del self._stored[previous]
+            else:
+                self._stored[previous] -= 1
+        self._stored_id[hook.name] = id(stored)
+        self._stored[id(stored)] = self._stored.get(id(stored), 0) + 1
         return None
 
     def keeps_recipe(self, sources):
