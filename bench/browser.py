@@ -21,8 +21,11 @@ which starts:
 Every timed run ends in a readback: NeuroScope reads the last position's logits into
 Python (the cpu backend queues work until Python reads, so this waits for every op, the
 cached activations' included); onnxruntime copies its logits out of wasm memory. Each
-runner warms up first (NeuroScope's first runs bake weights into onnxruntime sessions),
-then rounds alternate the order of the peers of one thread count; times are medians.
+runner warms up first: the cpu backend runs a forward op by op the first time, and the
+second time compiles it into one onnxruntime graph with the weights baked in
+(worker/backends/cpu_graph.js; the counters and compile time are printed), which every
+later run of either mode reuses. Then rounds alternate the order of the peers of one
+thread count; times are medians.
 WebGPU and WebGL2 run on SwiftShader here (~25x slower than wasm, DESIGN.md §10; a
 GPT-2-small forward takes tens of seconds, whatever the sequence): they run at a short
 sequence (``--gpu-positions``), after one warm-up (pipelines compile; nothing is baked),
@@ -93,6 +96,12 @@ async def timed(mode, tokens, count, want_last):
 {"load_ms": load_ms, "hooks": len(model.hook_names())}
 """
 NEUROSCOPE_TIME = "await timed(mode, tokens, count, want_last)"
+# The cpu backend's graph counters (worker/backends/cpu_graph.js).
+NEUROSCOPE_GRAPHS = """
+import js, neuroscope_js
+graphs = neuroscope_js.bridge.backend.graphs
+js.JSON.stringify(graphs.stats) if graphs else "null"
+"""
 
 
 # -- driving the page -----------------------------------------------------------
@@ -123,6 +132,9 @@ class Bench:
     def time_neuroscope(self, name, mode, tokens, count, want_last=False):
         return self.call("python", name, NEUROSCOPE_TIME,
                          {"mode": mode, "tokens": tokens, "count": count, "want_last": want_last})
+
+    def graph_stats(self, name):
+        return json.loads(self.call("python", name, NEUROSCOPE_GRAPHS, {}))
 
     def start_ort(self, name, threads):
         return self.call("startOrt", name, {"url": f"{self.base_url}/{ONNX_URL_PATH}",
@@ -214,7 +226,9 @@ def run_threads(bench, results, threads, args, tokens, small_tokens):
     bench.time_ort(ort_name, tokens, args.warmup, 0)
     for mode in ("forward", "cache"):
         bench.time_neuroscope(ns_name, mode, tokens, args.warmup)
-    log(f"warmed up ({args.warmup} runs each)")
+    graphs = bench.graph_stats(ns_name)
+    log(f"warmed up ({args.warmup} runs each); {ns_name} compiled {graphs['compiled']} graph(s) in "
+        f"{graphs['compileMs']:.0f} ms, ran {graphs['graphRuns']} graph runs, {graphs['failures']} failures")
     for number in range(args.rounds):
         order = (ort_name, ns_name) if number % 2 == 0 else (ns_name, ort_name)
         for name in order:
@@ -231,6 +245,9 @@ def run_threads(bench, results, threads, args, tokens, small_tokens):
         measure_ort(bench, results, ort_name, small, small_tokens, args.warmup, args.repeats, True)
         measure_neuroscope(bench, results, ns_name, small, small_tokens, args.warmup, args.repeats, True)
         log(f"{small[0]}x{small[1]} peers for the GPU backends measured")
+    graphs = bench.graph_stats(ns_name)
+    results.notes.append(f"{ns_name}: {graphs['compiled']} graph(s) compiled ({graphs['compileMs']:.0f} ms), "
+                         f"{graphs['graphRuns']} graph runs, {graphs['failures']} failures")
     bench.stop(ort_name)
     bench.stop(ns_name)
 

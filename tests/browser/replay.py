@@ -7,6 +7,9 @@ numpy reference computed here.
 """
 
 import base64
+import math
+
+import numpy as np
 
 from neuroscope.backends.js_backend import JsBackend
 from neuroscope.backends.numpy_backend import NumpyBackend
@@ -40,3 +43,31 @@ def record(cases):
         keep.append(handles)  # keep handles alive so their ids are not freed before reads
         plan.append((case, [(h.id, e) for h, e in zip(handles, expected)]))
     return bridge.calls, plan, keep
+
+
+def mismatches(plan, values):
+    """Messages for the outputs in ``values`` (handle id as a string -> list) that differ
+    from ``plan``'s numpy results beyond each case's tolerance; non-finite entries must
+    match exactly (NaN where numpy has NaN, +-inf where it has +-inf)."""
+    failures = []
+    for case, outputs in plan:
+        name, _, _, _, tolerance = case
+        for handle_id, expected in outputs:
+            got = np.asarray(values[str(handle_id)], dtype=np.float64)
+            want = np.asarray(expected, dtype=np.float64).ravel()
+            if got.shape != want.shape:
+                failures.append(f"{name}: {got.size} values, expected {want.size}")
+                continue
+            finite = np.isfinite(want)
+            if not np.array_equal(got[~finite], want[~finite], equal_nan=True) or not np.isfinite(
+                    got[finite]).all():
+                failures.append(f"{name}: non-finite entries differ")
+                continue
+            if tolerance == 0:
+                ok = np.array_equal(got[finite], want[finite])
+            else:
+                ok = np.allclose(got[finite], want[finite], rtol=tolerance, atol=tolerance)
+            if not ok:
+                worst = np.max(np.abs(got[finite] - want[finite])) if finite.any() else math.nan
+                failures.append(f"{name}: max abs error {worst:.3g} > {tolerance}")
+    return failures

@@ -8,14 +8,18 @@
 // cpu_layout.js). Semantics are those of py/neuroscope/backends/numpy_backend.py.
 //
 // onnxruntime-web only runs asynchronously, while the bridge's run() is
-// synchronous: ops run in order through one queue. When nothing is pending, a JS
-// op runs at once (its errors reach Python directly); otherwise it waits its turn.
-// An op that fails in the queue marks its outputs failed, and reading them (or
-// anything computed from them) rejects with its error.
+// synchronous: ops wait in one list, in order, and run when Python next waits for a
+// value (a read), so the whole window of work (a forward pass with its cached hooks)
+// is there at once. Runs of ops that onnxruntime can express run as one graph
+// (cpu_graph.js); the rest go one by one. When nothing is pending, a JS op runs at
+// once (its errors reach Python directly). An op that fails in the list marks its
+// outputs failed, and reading them (or anything computed from them) rejects with its
+// error.
 
 import { deviceArrayType } from "../dtypes.js";
 import { ELEMENTWISE_OPS } from "./cpu_elementwise.js";
 import { LAYOUT_OPS, sizeOf } from "./cpu_layout.js";
+import { SegmentGraphs } from "./cpu_graph.js";
 import { OrtKernels, ORT_OPS } from "./cpu_ort.js";
 import { REDUCTION_OPS } from "./cpu_reduce.js";
 
@@ -26,20 +30,25 @@ export const OPS = { ...JS_OPS, ...ORT_OPS };
 export default class CpuBackend {
   // options.numThreads overrides the thread count (default: all cores when the
   // page is cross-origin isolated, else 1); options.bakeBytes bounds the weights
-  // kept inside onnxruntime (cpu_ort.js); options.wasmPaths where its wasm files are.
+  // kept inside onnxruntime (cpu_ort.js, cpu_graph.js); options.graphs: false runs
+  // every op on its own; options.wasmPaths where onnxruntime's wasm files are.
   static async create(options = {}) {
-    return new CpuBackend(await OrtKernels.create(options));
+    return new CpuBackend(await OrtKernels.create(options), options);
   }
 
-  constructor(ort) {
+  constructor(ort, options = {}) {
     this.ort = ort;
     this.name = "cpu";
     this.isFallbackAdapter = false;
     this.numThreads = ort.numThreads;
     this.tensors = new Map(); // id -> {shape, dtype, data} or {error}
-    this.pool = new ArrayPool(POOL_BYTES, (array) => ort.forget(array));
-    this.queue = null; // Promise of the last queued op, null when idle
-    this.queued = 0;
+    this.graphs = options.graphs === false ? null : new SegmentGraphs(this);
+    this.pool = new ArrayPool(POOL_BYTES, (array) => {
+      ort.forget(array);
+      this.graphs?.forget(array);
+    });
+    this.pending = []; // {op, outs, params} or {free: id}, in order, not yet run
+    this.queue = null; // Promise of the run of `pending`, null when idle
   }
 
   upload(id, shape, dtype, data) {
@@ -58,18 +67,16 @@ export default class CpuBackend {
     if (!implementation) {
       throw new Error(`CPU backend has no op ${op}; expected one of ${Object.keys(OPS).join(", ")}`);
     }
-    if (this.queue === null) {
-      let pending;
+    if (this.queue === null && !Object.hasOwn(ORT_OPS, op)) {
       try {
-        pending = implementation(this, outs, params);
+        implementation(this, outs, params);
       } catch (error) {
         for (const out of outs) this._release(out.id);
         throw error;
       }
-      if (pending) this._enqueue(() => pending, outs);
-    } else {
-      this._enqueue(() => implementation(this, outs, params), outs);
+      return;
     }
+    this._enqueue({ op, outs, params });
   }
 
   async read(id) {
@@ -80,7 +87,7 @@ export default class CpuBackend {
 
   free(id) {
     if (this.queue === null) this._release(id);
-    else this._enqueue(() => this._release(id), []);
+    else this._enqueue({ free: id });
   }
 
   _release(id) {
@@ -90,19 +97,58 @@ export default class CpuBackend {
     if (tensor.data) this.pool.release(tensor.data);
   }
 
-  _enqueue(task, outs) {
-    this.queued += 1;
-    const previous = this.queue || Promise.resolve();
-    const done = previous.then(task).catch((error) => {
-      for (const out of outs) {
+  _enqueue(item) {
+    this.pending.push(item);
+    // Starts at the next microtask checkpoint: when Python waits, not before.
+    if (this.queue === null) this.queue = Promise.resolve().then(() => this._drain());
+  }
+
+  async _drain() {
+    let next = 0;
+    try {
+      while (next < this.pending.length) {
+        const plan = await this._runGraph(next);
+        if (plan?.ran) {
+          next = plan.end;
+          continue;
+        }
+        const end = plan ? plan.end : next + 1;
+        while (next < end) await this._runOne(this.pending[next++]);
+      }
+    } finally {
+      this.pending = [];
+      this.queue = null;
+    }
+  }
+
+  // The segment at pending[start] (cpu_graph.js), run as one graph when it can be:
+  // {end, ran}, or null when no segment starts there.
+  async _runGraph(start) {
+    if (!this.graphs) return null;
+    let plan = null;
+    try {
+      plan = this.graphs.plan(this.pending, start);
+      return plan && { end: plan.end, ran: await this.graphs.run(plan) };
+    } catch (error) {
+      // A fault of the graph path itself: these ops still run, one by one.
+      console.warn(`cpu backend: a graph of queued ops could not run (${error.message}); they run one by one`);
+      return plan && { end: plan.end, ran: false };
+    }
+  }
+
+  async _runOne(item) {
+    if (item.free !== undefined) {
+      this._release(item.free);
+      return;
+    }
+    try {
+      await OPS[item.op](this, item.outs, item.params);
+    } catch (error) {
+      for (const out of item.outs) {
         this._release(out.id);
         this.tensors.set(out.id, { error });
       }
-    }).finally(() => {
-      this.queued -= 1;
-      if (this.queued === 0) this.queue = null;
-    });
-    this.queue = done;
+    }
   }
 
   // -- helpers for the op modules -------------------------------------------

@@ -1,10 +1,10 @@
 // A small ONNX model writer: the protobuf bytes of one-graph models, built in JS so
 // the CPU backend (cpu.js) can hand onnxruntime-web the tiny graphs it needs
-// (MatMul, Gemm, Transpose, Reshape) without shipping .onnx files.
-// Field numbers are those of onnx/onnx.proto (IR version 8). Only what those
-// graphs use is encoded: nodes with int / ints attributes, int64 initializers and
-// float32 ones (raw_data: a baked weight), and inputs/outputs whose dimensions are
-// symbolic (dim_param) or fixed.
+// (MatMul, Gemm, Transpose, Reshape, and the runs of ops of cpu_graph.js) without
+// shipping .onnx files. Field numbers are those of onnx/onnx.proto (IR version 8).
+// Only what those graphs use is encoded: nodes with int / ints / float attributes,
+// int64 initializers and float32 ones (raw_data: a baked weight),
+// and inputs/outputs whose dimensions are symbolic (dim_param) or fixed.
 //
 //   const bytes = modelBytes({
 //     inputs: [tensorInfo("A", FLOAT, ["m", "k"]), ...],
@@ -16,15 +16,18 @@
 export const ONNX_FLOAT = 1;
 export const ONNX_INT32 = 6;
 export const ONNX_INT64 = 7;
+export const ONNX_BOOL = 9;
 export const OPSET = 17;
 const IR_VERSION = 8;
 
 // Attribute types (AttributeProto.AttributeType).
+const ATTRIBUTE_FLOAT = 1;
 const ATTRIBUTE_INT = 2;
 const ATTRIBUTE_INTS = 7;
 
 const WIRE_VARINT = 0;
 const WIRE_BYTES = 2;
+const WIRE_FIXED32 = 5;
 
 // Builds a message as a list of chunks, so a large raw_data payload (a baked weight)
 // is referenced, not copied, until the final concatenation.
@@ -67,6 +70,12 @@ class ProtoWriter {
     return this.tag(field, WIRE_VARINT).varint(value);
   }
 
+  float(field, value) {
+    this.tag(field, WIRE_FIXED32);
+    for (const byte of new Uint8Array(Float32Array.of(value).buffer)) this.push(byte);
+    return this;
+  }
+
   raw(field, bytes) {
     this.tag(field, WIRE_BYTES).varint(bytes.length);
     this.flush();
@@ -106,7 +115,7 @@ class ProtoWriter {
   }
 }
 
-// A NodeProto. attributes: {name: int | int[]}.
+// A NodeProto. attributes: {name: int | int[] | {float: number}}.
 export function node(opType, inputs, outputs, attributes = {}) {
   return { opType, inputs, outputs, attributes };
 }
@@ -116,15 +125,16 @@ export function tensorInfo(name, elemType, dims) {
   return { name, elemType, dims };
 }
 
-// An int64 initializer (e.g. a Reshape target).
-export function int64Tensor(name, values) {
-  return { name, values };
+// An int64 initializer (e.g. a Reshape target); dims [] makes a scalar of values[0].
+export function int64Tensor(name, values, dims = [values.length]) {
+  return { name, values, dims };
 }
 
 // A float32 initializer holding `data` (a Float32Array, referenced until encoded).
 export function floatTensor(name, dims, data) {
-  return { name, dims, data };
+  return { name, dims, data, elemType: ONNX_FLOAT };
 }
+
 
 function encodeNode({ opType, inputs, outputs, attributes }, index) {
   const w = new ProtoWriter();
@@ -135,6 +145,7 @@ function encodeNode({ opType, inputs, outputs, attributes }, index) {
   for (const [name, value] of Object.entries(attributes)) {
     const attribute = new ProtoWriter().string(1, name);
     if (Array.isArray(value)) attribute.packedInts(8, value).int(20, ATTRIBUTE_INTS);
+    else if (typeof value === "object") attribute.float(2, value.float).int(20, ATTRIBUTE_FLOAT);
     else attribute.int(3, value).int(20, ATTRIBUTE_INT);
     w.message(5, attribute);
   }
@@ -154,17 +165,17 @@ function encodeValueInfo({ name, elemType, dims }) {
   return new ProtoWriter().string(1, name).message(2, type);
 }
 
-function encodeInitializer({ name, values, dims, data }) {
+function encodeInitializer({ name, values, dims, data, elemType }) {
   if (data) {
     // raw_data is little-endian, as typed arrays are on every platform browsers run on.
     return new ProtoWriter()
       .packedInts(1, dims)
-      .int(2, ONNX_FLOAT)
+      .int(2, elemType)
       .string(8, name)
       .raw(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
   return new ProtoWriter()
-    .packedInts(1, [values.length])
+    .packedInts(1, dims)
     .int(2, ONNX_INT64)
     .packedInts(7, values)
     .string(8, name);

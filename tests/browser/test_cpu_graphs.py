@@ -1,0 +1,150 @@
+"""The cpu backend's graphs (worker/backends/cpu_graph.js): runs of queued ops that
+onnxruntime runs as one ONNX graph give what the ops give one by one.
+
+A segment is compiled the first time its structure is seen and reused after, so each
+check runs the same work more than once on one backend and asserts from the backend's
+counters that graphs ran (one compile, then reuse); results are held to numpy (op cases,
+at their kernel tolerances) or to CPython (models: logits, every cached hook and two
+interventions, 1e-3, as tests/browser/test_model_browser.py), and reruns to each other
+bit for bit.
+"""
+
+import numpy as np
+import pytest
+
+from .op_cases import MATMUL, cases
+from .pages import open_page, python, site  # noqa: F401 (fixture)
+from .replay import mismatches, record
+from .test_model_browser import CLEAN, CORRUPT, FAMILIES, SCRIPT, TOLERANCE, reference  # noqa: F401 (fixture)
+
+GRAPH_BINARY = {"add", "sub", "mul", "div", "pow"}
+GRAPH_OPS = {"matmul", "binary", "unary", "layer_norm", "rms_norm", "reshape", "permute", "attention"}
+
+
+def _weight_cases(seed=1):
+    """Matmuls whose right operand is large enough to be baked into the graph as a weight."""
+    rng = np.random.default_rng(seed)
+    weight = rng.uniform(-1, 1, size=(300, 260)).astype(np.float32)
+    out = []
+    for name, left in [("2d", (7, 300)), ("3d", (2, 5, 300))]:
+        x = rng.uniform(-1, 1, size=left).astype(np.float32)
+        out.append((f"weight_matmul_{name}", "matmul", [x, weight], {}, MATMUL))
+        x_t = rng.uniform(-1, 1, size=left[:-1] + (260,)).astype(np.float32)
+        out.append((f"weight_matmul_tb_{name}", "matmul", [x_t, weight], {"transpose_b": True}, MATMUL))
+    x = rng.uniform(-1, 1, size=(300, 6)).astype(np.float32)
+    out.append(("weight_matmul_ta", "matmul", [x, weight], {"transpose_a": True}, MATMUL))
+    return out
+
+
+def _in_graphs(case):
+    _, op, args, _, _ = case
+    if op not in GRAPH_OPS:
+        return False
+    if op == "binary":
+        return args[0] in GRAPH_BINARY
+    if op == "unary":
+        return args[0] != "isfinite"
+    return True
+
+
+@pytest.fixture(scope="module")
+def recording():
+    graph_cases = _weight_cases() + [case for case in cases() if _in_graphs(case)]
+    assert {case[1] for case in graph_cases} == GRAPH_OPS
+    assert {case[2][0] for case in graph_cases if case[1] == "binary"} == GRAPH_BINARY
+    return record(graph_cases)
+
+
+def test_every_graph_op_matches_numpy_one_by_one_and_in_a_graph(page, repo_server, recording):
+    calls, plan, _ = recording
+    page.goto(f"{repo_server}/tests/browser/replay.html")
+    page.wait_for_function("window.replayReady === true")
+    ids = [handle_id for _, outputs in plan for handle_id, _ in outputs]
+    script = "([c, i]) => window.replay('cpu', c, i, {rounds: 3})"
+    result = page.evaluate(script, [calls, ids])
+    first, second, third = result["stats"]
+    assert first["compiled"] == 1 and first["graphRuns"] == 1, result["stats"]
+    assert third["compiled"] == 1 and third["graphRuns"] == 3 and third["failures"] == 0, (result["stats"],
+                                                                                          page.messages)
+    failures = mismatches(plan, result["values"])
+    assert not failures, "\n".join(failures[:40])
+    # The same stream with graphs off: the one-by-one path on its own.
+    plain = page.evaluate("([c, i]) => window.replay('cpu', c, i, {rounds: 2, backend: {graphs: false}})",
+                          [calls, ids])
+    assert plain["stats"] == [None, None]
+    assert not mismatches(plan, plain["values"])
+
+
+def _compare(got, expected):
+    failures = []
+    for name, want in expected.items():
+        payload = got[name]
+        value = np.asarray(payload["data"], dtype=np.float64).reshape(payload["shape"])
+        if not np.allclose(value, want, rtol=TOLERANCE, atol=TOLERANCE):
+            failures.append(f"{name}: max abs error {np.max(np.abs(value - want)):.3g}")
+    return failures
+
+
+@pytest.fixture(scope="module")
+def cpu_page(browser, site):  # noqa: F811
+    page, info = open_page(browser, site, "cpu")
+    assert info["backend"] == "cpu"
+    yield page
+    page.context.close()
+
+
+STATS = "import js, neuroscope_js\njs.JSON.stringify(neuroscope_js.bridge.backend.graphs.stats)"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_models_run_through_graphs_match_cpython(cpu_page, site, reference, family):  # noqa: F811
+    import json
+    relative, position, expected = reference(family)
+    before = json.loads(python(cpu_page, STATS))
+    runs = []
+    for _ in range(2):
+        runs.append(python(cpu_page, SCRIPT + "\nresults", location=f"../{relative}", clean=CLEAN,
+                           corrupt=CORRUPT, position=position))
+    after = json.loads(python(cpu_page, STATS))
+    assert after["graphRuns"] > before["graphRuns"] and after["failures"] == 0, (before, after, cpu_page.messages)
+    assert sorted(runs[0]) == sorted(expected)
+    failures = _compare(runs[0], expected)
+    assert not failures, f"{family}: " + "; ".join(failures)
+    assert runs[1] == runs[0], "a rerun gave other values"
+
+
+
+LENGTHS_SCRIPT = """
+import js, json, neuroscope_js
+from neuroscope import TransformerModel
+model = TransformerModel.from_huggingface(location)
+stats = lambda: json.loads(js.JSON.stringify(neuroscope_js.bridge.backend.graphs.stats))
+before = stats()
+results = {}
+for index, prompt in enumerate([prompts[0]] + prompts):
+    logits, cache = model.run_with_cache(prompt)
+    results[str(index)] = {"logits": logits.tolist(), "resid": cache["resid_post", 1].tolist(),
+                           "q": cache["q", 0].tolist()}
+{"results": results, "before": before, "after": stats()}
+"""
+PROMPTS = ["When Mary and John went to the store", "The cat", "One two three four five six seven eight nine ten"]
+
+
+def test_one_graph_serves_every_prompt_length(cpu_page, site, reference, reference_dir):  # noqa: F811
+    from neuroscope import TransformerModel
+    relative, _, _ = reference("gpt2")
+    model = TransformerModel.from_huggingface(reference_dir("gpt2"))
+    got = python(cpu_page, LENGTHS_SCRIPT, location=f"../{relative}", prompts=PROMPTS)
+    before, after = got["before"], got["after"]
+    # One graph for every length: at most the first run compiles (the reference model's
+    # weights are too small to bake, so a graph from an earlier test may serve already).
+    assert after["compiled"] - before["compiled"] <= 1, (before, after)
+    assert after["graphRuns"] - before["graphRuns"] >= len(PROMPTS) + 1 and after["failures"] == 0, (before, after)
+    assert got["results"]["0"] == got["results"]["1"], "a rerun gave other values"
+    for index, prompt in enumerate([PROMPTS[0]] + PROMPTS):
+        logits, cache = model.run_with_cache(prompt)
+        want = {"logits": logits.numpy(), "resid": cache["resid_post", 1].numpy(), "q": cache["q", 0].numpy()}
+        for name, value in want.items():
+            have = np.asarray(got["results"][str(index)][name])
+            assert have.shape == value.shape, (prompt, name)
+            np.testing.assert_allclose(have, value, rtol=TOLERANCE, atol=TOLERANCE, err_msg=f"{prompt!r} {name}")
