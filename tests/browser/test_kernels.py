@@ -12,6 +12,9 @@ from .op_cases import cases
 from .replay import mismatches, record
 
 BACKENDS = ["cpu", "webgpu", "webgl"]
+# The cpu backend runs every op it can through onnxruntime graphs (cpu_graph.js); with
+# graphs off, its JS kernels (the fallback) are checked too.
+CPU_ONE_BY_ONE = {"backend": {"graphs": False}}
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +22,14 @@ def recording():
     return record(cases())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_every_op_matches_numpy(page, repo_server, recording, backend):
+@pytest.mark.parametrize("backend, options", [(name, {}) for name in BACKENDS] + [("cpu", CPU_ONE_BY_ONE)],
+                         ids=BACKENDS + ["cpu-one-by-one"])
+def test_every_op_matches_numpy(page, repo_server, recording, backend, options):
     calls, plan, _ = recording
     page.goto(f"{repo_server}/tests/browser/replay.html")
     page.wait_for_function("window.replayReady === true")
     ids = [handle_id for _, outputs in plan for handle_id, _ in outputs]
-    result = page.evaluate("([b, c, i]) => window.replay(b, c, i)", [backend, calls, ids])
+    result = page.evaluate("([b, c, i, o]) => window.replay(b, c, i, o)", [backend, calls, ids, options])
     assert result["backend"] == backend, page.messages
     failures = mismatches(plan, result["values"])
     assert not failures, "\n".join(failures[:40])

@@ -11,15 +11,15 @@
 // synchronous: ops wait in one list, in order, and run when Python next waits for a
 // value (a read), so the whole window of work (a forward pass with its cached hooks)
 // is there at once. Runs of ops that onnxruntime can express run as one graph
-// (cpu_graph.js); the rest go one by one. When nothing is pending, a JS op runs at
-// once (its errors reach Python directly). An op that fails in the list marks its
+// (cpu_graph.js); the rest go one by one. When nothing is pending, an op no graph
+// holds runs at once (its errors reach Python directly). An op that fails in the list marks its
 // outputs failed, and reading them (or anything computed from them) rejects with its
 // error.
 
 import { deviceArrayType } from "../dtypes.js";
 import { ELEMENTWISE_OPS } from "./cpu_elementwise.js";
 import { LAYOUT_OPS, sizeOf } from "./cpu_layout.js";
-import { SegmentGraphs } from "./cpu_graph.js";
+import { GRAPH_OPS, SegmentGraphs } from "./cpu_graph.js";
 import { OrtKernels, ORT_OPS } from "./cpu_ort.js";
 import { REDUCTION_OPS } from "./cpu_reduce.js";
 
@@ -67,7 +67,9 @@ export default class CpuBackend {
     if (!implementation) {
       throw new Error(`CPU backend has no op ${op}; expected one of ${Object.keys(OPS).join(", ")}`);
     }
-    if (this.queue === null && !Object.hasOwn(ORT_OPS, op)) {
+    // Ops onnxruntime runs always queue (a graph's ops too: where an op runs must not
+    // depend on whether something was pending when it came).
+    if (this.queue === null && !Object.hasOwn(ORT_OPS, op) && !(this.graphs && GRAPH_OPS.has(op))) {
       try {
         implementation(this, outs, params);
       } catch (error) {

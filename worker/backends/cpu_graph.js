@@ -25,12 +25,11 @@ import * as ort from "../../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { sizeOf } from "./cpu_layout.js";
 import { floatTensor, int64Tensor, modelBytes, node, tensorInfo, ONNX_BOOL, ONNX_FLOAT } from "./onnx_graph.js";
 
-const MIN_OPS = 4; // shorter runs go op by op: a session.run costs about as much as they save
 const MAX_OPS = 4096;
 // The values a graph makes are its outputs, which onnxruntime holds until the run
 // ends: a segment stops growing at this many bytes of them (long prompts split).
 const MAX_SEGMENT_BYTES = 256 * 2 ** 20;
-const MAX_SESSIONS = 32; // compiled graphs kept (least recently used go first)
+const MAX_SESSIONS = 256; // compiled graphs kept (least recently used go first)
 // A segment stops growing before its baked weights pass this many bytes (a model
 // larger than that runs as several graphs).
 const MAX_SEGMENT_WEIGHT_BYTES = 384 * 2 ** 20;
@@ -145,21 +144,23 @@ function reshapeSpec(source, target) {
 
 function emitMatmul(g, p, [out], t) {
   const rankA = t.a.shape.length;
-  if (g.isBaked(p.b) && (rankA === 2 || !p.transpose_a)) {
-    // A weight: Gemm reads it transposed in place (prepacked once), the left
-    // operand's leading axes folded into its rows and unfolded after.
+  if (t.b.shape.length === 2 && (rankA === 2 || !p.transpose_a)) {
+    // x @ W: Gemm reads W transposed in place (prepacked once when baked), the left
+    // operand's leading axes folded into its rows and unfolded after. Whether W is
+    // baked or not, the same kernel runs: the node depends on ranks only.
     const attributes = { transA: p.transpose_a ? 1 : 0, transB: p.transpose_b ? 1 : 0 };
     if (rankA === 2) {
       g.add("Gemm", [g.ref(p.a), g.ref(p.b)], attributes, out);
       return;
     }
-    const [rows, cols] = t.b.shape;
     const a = g.ref(p.a);
-    const product = g.add("Gemm", [g.add("Reshape", [a, g.ints([-1, p.transpose_b ? cols : rows])]), g.ref(p.b)],
-      attributes);
-    const leading = g.add("Slice", [g.add("Shape", [a]), g.ints([0]), g.ints([-1])]);
-    g.add("Reshape", [product, g.add("Concat", [leading, g.ints([p.transpose_b ? rows : cols])], { axis: 0 })], {},
-      out);
+    const shape = g.add("Shape", [a]);
+    const rows = g.add("Reshape", [a, g.add("Concat", [g.ints([-1]), g.add("Slice", [shape, g.ints([-1]), g.ints([rankA])])],
+      { axis: 0 })]);
+    const product = g.add("Gemm", [rows, g.ref(p.b)], attributes);
+    const columns = g.add("Slice", [g.add("Shape", [product]), g.ints([1]), g.ints([2])]);
+    g.add("Reshape", [product, g.add("Concat", [g.add("Slice", [shape, g.ints([0]), g.ints([-1])]), columns], { axis: 0 })],
+      {}, out);
     return;
   }
   let a = g.ref(p.a);
@@ -249,13 +250,10 @@ class GraphBuilder {
     this.count = 0;
     this.constants = new Map();
     this.names = new Map(); // tensor id -> value name
-    this.baked = new Set(); // ids of baked externals
     for (const [slot, external] of plan.externals.entries()) {
       const name = `x${slot}`;
       this.names.set(external.id, name);
-      if (!external.baked) continue;
-      this.initializers.push(floatTensor(name, external.shape, bakedData[slot]));
-      this.baked.add(external.id);
+      if (external.baked) this.initializers.push(floatTensor(name, external.shape, bakedData[slot]));
     }
   }
 
@@ -265,10 +263,6 @@ class GraphBuilder {
 
   ref(value) {
     return this.names.get(value.tensor);
-  }
-
-  isBaked(value) {
-    return this.baked.has(value.tensor);
   }
 
   operand(value) {
@@ -330,22 +324,23 @@ class GraphBuilder {
 }
 
 // Plans, compiles and runs segments for one CpuBackend.
+// The ops graphs can hold (the CPU backend queues these rather than run them at once).
+export const GRAPH_OPS = new Set(Object.keys(OPS));
+
 export class SegmentGraphs {
-  constructor(backend, options = {}) {
+  constructor(backend) {
     this.backend = backend;
     this.ort = backend.ort;
     this.compiled = new Map(); // key -> {session: Promise, baked: [arrays], bytes}; insertion order = LRU
     this.failed = new Set();
     this.serials = new WeakMap(); // baked array -> serial in keys
     this.nextSerial = 1;
-    this.minOps = options.minOps ?? MIN_OPS;
     // Counters, read by tests and benchmarks: times in ms, summed.
     this.stats = { graphRuns: 0, compiled: 0, evicted: 0, failures: 0, compileMs: 0, runMs: 0 };
   }
 
-  // The segment starting at items[start]: the run of ops a graph could hold (frees
-  // between them included) as {end, key, ...}; key is null when the run is not worth
-  // a graph; null when items[start] itself cannot be in one.
+  // The segment starting at items[start]: the run of ops a graph can hold (frees
+  // between them included) as {end, key, ...}; null when items[start] cannot be in one.
   plan(items, start) {
     const tensors = this.backend.tensors;
     const produced = new Map(); // id -> {shape}
@@ -379,10 +374,6 @@ export class SegmentGraphs {
       end = i + 1;
     }
     if (!ops.length) return null;
-    // Worth a graph: enough ops, and onnxruntime would run some of them anyway.
-    if (ops.length < this.minOps || !ops.some((item) => item.op === "matmul" || item.op === "attention")) {
-      return { start, end, key: null };
-    }
     const freed = new Set(frees);
     const kept = ops.flatMap((item) => item.outs.filter((out) => out && !freed.has(out.id)));
     return { start, end, ops, frees, kept, externals: [...externals.values()], outputIndex, outputs,
@@ -468,7 +459,7 @@ export class SegmentGraphs {
   // True when the segment ran as one graph (its outputs are defined and its frees
   // done); false when it should go op by op (not compiled yet, or it failed).
   async run(plan) {
-    if (plan.key === null || this.failed.has(plan.key)) return false;
+    if (this.failed.has(plan.key)) return false;
     let entry = this.compiled.get(plan.key);
     if (!entry) {
       entry = this._compile(plan);
