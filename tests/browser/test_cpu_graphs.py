@@ -148,3 +148,31 @@ def test_one_graph_serves_every_prompt_length(cpu_page, site, reference, referen
             have = np.asarray(got["results"][str(index)][name])
             assert have.shape == value.shape, (prompt, name)
             np.testing.assert_allclose(have, value, rtol=TOLERANCE, atol=TOLERANCE, err_msg=f"{prompt!r} {name}")
+
+
+SCALARS_SCRIPT = """
+from neuroscope.tensor import as_tensor, matmul
+x = as_tensor([[1.0, -2.0, 0.0, 3.5]] * 3)
+w = as_tensor([[0.5] * 4] * 4)
+out = []
+for text in scalars:
+    scalar = float(text)  # sent as text: a page global -0.0 arrives as the int 0
+    # Each read ends a window: one graph per structure, the scalar kept apart in its key.
+    # 1 / (p * scalar) tells -0 from 0 (-inf, inf) after a readback that may not.
+    out.append([[repr(v) for v in row] for row in (1.0 / (matmul(x, w) * scalar)).tolist()])
+out
+"""
+
+
+def test_scalars_that_json_would_merge_keep_their_own_graphs(cpu_page):
+    import math
+    scalars = [math.inf, -math.inf, math.nan, -0.0, 0.0, 2.0]
+    got = python(cpu_page, SCALARS_SCRIPT, scalars=[repr(scalar) for scalar in scalars])
+    x = np.array([[1.0, -2.0, 0.0, 3.5]] * 3, dtype=np.float32)
+    product = x @ np.full((4, 4), 0.5, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        for scalar, text in zip(scalars, got):
+            have = [[float(v) for v in row] for row in text]
+            with np.errstate(divide="ignore"):
+                want = np.float32(1.0) / (product * np.float32(scalar))
+            np.testing.assert_array_equal(np.asarray(have, dtype=np.float32), want, err_msg=str(scalar))

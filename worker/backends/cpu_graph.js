@@ -237,6 +237,13 @@ function swapLast(rank) {
   return perm;
 }
 
+// A parameter as key text: unlike JSON, keeps inf, -inf, NaN and -0 apart.
+function encodeValue(value) {
+  if (typeof value === "number") return Object.is(value, -0) ? "-0" : String(value);
+  if (Array.isArray(value)) return `[${value.map(encodeValue).join(",")}]`;
+  return JSON.stringify(value);
+}
+
 function isTensor(value) {
   return value !== null && typeof value === "object" && "tensor" in value;
 }
@@ -323,10 +330,10 @@ class GraphBuilder {
   }
 }
 
-// Plans, compiles and runs segments for one CpuBackend.
 // The ops graphs can hold (the CPU backend queues these rather than run them at once).
 export const GRAPH_OPS = new Set(Object.keys(OPS));
 
+// Plans, compiles and runs segments for one CpuBackend.
 export class SegmentGraphs {
   constructor(backend) {
     this.backend = backend;
@@ -439,7 +446,7 @@ export class SegmentGraphs {
     }
     let index = 0;
     for (const id of produced.keys()) labels.set(id, `%${index++}`);
-    const encode = (value) => (isTensor(value) ? labels.get(value.tensor) : JSON.stringify(value));
+    const encode = (value) => (isTensor(value) ? labels.get(value.tensor) : encodeValue(value));
     return ops.map(({ op, params, outs, shapes }) => {
       const args = Object.entries(params).filter(([name]) => !(op === "reshape" && name === "shape"));
       return `${op}(${args.map(([, value]) => encode(value)).join(",")})` +
