@@ -2,19 +2,20 @@
 // the header of worker/bridge.js). Tensors stay in JS memory as typed arrays
 // (float32 -> Float32Array, int64/int32 -> Int32Array, bool -> Uint8Array) and are
 // never written after the op that made them, so reshape shares its input's data.
-// Matmul-class work (matmul, and the two matmuls inside attention) runs on
-// onnxruntime-web's wasm kernels (cpu_ort.js, graphs from onnx_graph.js); every
-// other op is a plain JS loop over typed arrays (cpu_elementwise.js, cpu_reduce.js,
-// cpu_layout.js). Semantics are those of py/neuroscope/backends/numpy_backend.py.
+// The ops onnxruntime-web can express (matmul, float arithmetic, the activations,
+// norms, reshapes, permutes, attention) run on its wasm kernels, as graphs of many
+// ops (cpu_graph.js); the others are plain JS loops over typed arrays
+// (cpu_elementwise.js, cpu_reduce.js, cpu_layout.js), which also stand in for a
+// graph that fails, and cpu_ort.js runs the matmuls no graph takes (integers, 1-d).
+// Semantics are those of py/neuroscope/backends/numpy_backend.py.
 //
 // onnxruntime-web only runs asynchronously, while the bridge's run() is
 // synchronous: ops wait in one list, in order, and run when Python next waits for a
 // value (a read), so the whole window of work (a forward pass with its cached hooks)
-// is there at once. Runs of ops that onnxruntime can express run as one graph
-// (cpu_graph.js); the rest go one by one. When nothing is pending, an op no graph
-// holds runs at once (its errors reach Python directly). An op that fails in the list marks its
-// outputs failed, and reading them (or anything computed from them) rejects with its
-// error.
+// is there at once, and runs of graph ops in it become one graph each. When nothing
+// is pending, an op no graph holds runs at once (its errors reach Python directly).
+// An op that fails in the list marks its outputs failed, and reading them (or
+// anything computed from them) rejects with its error.
 
 import { deviceArrayType } from "../dtypes.js";
 import { ELEMENTWISE_OPS } from "./cpu_elementwise.js";

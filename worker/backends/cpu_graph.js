@@ -250,17 +250,18 @@ function isTensor(value) {
 
 // The ONNX graph of one segment, built from its planned ops.
 class GraphBuilder {
-  constructor(plan, bakedData) {
+  constructor(plan, baked) {
     this.plan = plan;
     this.nodes = [];
     this.initializers = [];
     this.count = 0;
     this.constants = new Map();
     this.names = new Map(); // tensor id -> value name
+    this.baked = baked; // slot -> array baked in as an initializer
     for (const [slot, external] of plan.externals.entries()) {
       const name = `x${slot}`;
       this.names.set(external.id, name);
-      if (external.baked) this.initializers.push(floatTensor(name, external.shape, bakedData[slot]));
+      if (baked.has(slot)) this.initializers.push(floatTensor(name, external.shape, baked.get(slot)));
     }
   }
 
@@ -318,7 +319,7 @@ class GraphBuilder {
     const { externals, outputs } = this.plan;
     const inputs = [];
     for (const [slot, external] of externals.entries()) {
-      if (external.baked) continue;
+      if (this.baked.has(slot)) continue;
       inputs.push(tensorInfo(`x${slot}`, external.bool ? ONNX_BOOL : ONNX_FLOAT, symbolic(`x${slot}_`, external.shape)));
     }
     return {
@@ -342,8 +343,12 @@ export class SegmentGraphs {
     this.failed = new Set();
     this.serials = new WeakMap(); // baked array -> serial in keys
     this.nextSerial = 1;
-    // Counters, read by tests and benchmarks: times in ms, summed.
-    this.stats = { graphRuns: 0, compiled: 0, evicted: 0, failures: 0, compileMs: 0, runMs: 0 };
+    this.permits = new WeakMap(); // weight array -> baked (true) or fed (false), for its life
+    this.permittedBytes = 0;
+    this.bakedBytes = 0; // in compiled graphs (a weight baked into two graphs counts twice)
+    // Counters, read by tests and benchmarks (fedWeights: weights past the bake budget;
+    // times in ms, summed).
+    this.stats = { graphRuns: 0, compiled: 0, evicted: 0, failures: 0, fedWeights: 0, compileMs: 0, runMs: 0 };
   }
 
   // The segment starting at items[start]: the run of ops a graph can hold (frees
@@ -418,16 +423,14 @@ export class SegmentGraphs {
     for (const [id, tensor, rightOperand] of found) {
       let external = externals.get(id);
       if (!external) {
-        external = { id, shape: tensor.shape, bool: tensor.dtype === "bool", data: tensor.data, bakeable: true };
+        external = { id, shape: tensor.shape, bool: tensor.dtype === "bool", data: tensor.data, bakeable: false };
         externals.set(id, external);
       }
-      // Baked: a 2-d float32 right operand of matmul that large, and only ever used so.
+      // Baked (when permitted): a 2-d float32 right operand of a matmul, that large.
+      // Its other uses in the graph read the same initializer.
       const weight = rightOperand && tensor.shape.length === 2 && tensor.data.length >= BAKE_MIN_ELEMENTS;
-      if (weight && external.bakeable && !external.counted) {
-        sizes.weights += tensor.data.byteLength;
-        external.counted = true;
-      }
-      external.bakeable = external.bakeable && weight;
+      if (weight && !external.bakeable) sizes.weights += tensor.data.byteLength;
+      external.bakeable = external.bakeable || weight;
     }
     return inputs;
   }
@@ -439,7 +442,7 @@ export class SegmentGraphs {
     const labels = new Map();
     let slot = 0;
     for (const external of externals.values()) {
-      external.baked = external.bakeable;
+      external.baked = external.bakeable && this._permit(external.data);
       labels.set(external.id, external.baked ? `w${this._serial(external.data)}[${external.shape}]`
         : `x${slot}:${external.bool ? "b" : "f"}${external.shape.length}`);
       slot += 1;
@@ -510,21 +513,37 @@ export class SegmentGraphs {
     return true;
   }
 
+  // Whether `array` (a weight) is baked into graphs: decided once per array, the first
+  // time a graph holds it, while the weights allowed so far fit the bake budget; a
+  // weight past it is an input, copied in each run. The answer never changes while the
+  // array lives, because baked and fed weights round differently (onnxruntime's
+  // prepacked GEMM): the same work must always run the same graph.
+  _permit(array) {
+    let permit = this.permits.get(array);
+    if (permit === undefined) {
+      permit = this.permittedBytes + array.byteLength <= this.ort.bakeBytes;
+      if (permit) this.permittedBytes += array.byteLength;
+      else this.stats.fedWeights += 1;
+      this.permits.set(array, permit);
+    }
+    return permit;
+  }
+
+  // Compiles the plan's graph (entry {session, baked: [arrays], bytes}), its permitted
+  // weights baked in.
   _compile(plan) {
-    const baked = [];
-    const bakedData = {};
+    const baked = new Map(); // slot -> array
     let bytes = 0;
     plan.externals.forEach((external, slot) => {
       if (!external.baked) return;
-      baked.push(external.data);
-      bakedData[slot] = external.data;
+      baked.set(slot, external.data);
       bytes += external.data.byteLength;
     });
-    if (!this._makeRoom(bytes)) return null;
-    const builder = new GraphBuilder(plan, bakedData);
+    this._makeRoom(bytes);
+    const builder = new GraphBuilder(plan, baked);
     for (const item of plan.ops) OPS[item.op].emit(builder, item.params, item.outs, item.shapes);
-    this.ort.bakedBytes += bytes;
-    const entry = { baked, bytes, session: null };
+    this.bakedBytes += bytes;
+    const entry = { baked: [...baked.values()], bytes, session: null };
     const began = performance.now();
     entry.session = ort.InferenceSession.create(modelBytes(builder.graph()), SESSION_OPTIONS).then((session) => {
       this.stats.compileMs += performance.now() - began;
@@ -540,31 +559,32 @@ export class SegmentGraphs {
     this.compiled.set(plan.key, entry);
     this.stats.compiled += 1;
     // Those weights are now baked here: their one-op sessions would hold a second copy.
-    for (const array of baked) this.ort.forget(array);
+    for (const array of baked.values()) this.ort.forget(array);
     return entry;
   }
 
-  // Evicts least-recently-used sessions until `bytes` more fit the bake budget.
+  // Evicts least-recently-used graphs until `bytes` more baked bytes fit the budget
+  // (a graph evicted is compiled again, the same, when next needed).
   _makeRoom(bytes) {
-    if (bytes > this.ort.bakeBytes) return false;
     for (const key of [...this.compiled.keys()]) {
-      if (this.ort.bakedBytes + bytes <= this.ort.bakeBytes && this.compiled.size < MAX_SESSIONS) break;
+      if (this.bakedBytes + bytes <= this.ort.bakeBytes && this.compiled.size < MAX_SESSIONS) break;
       this._drop(key);
       this.stats.evicted += 1;
     }
-    return this.ort.bakedBytes + bytes <= this.ort.bakeBytes && this.compiled.size < MAX_SESSIONS;
   }
 
   _drop(key) {
     const entry = this.compiled.get(key);
     if (!entry) return;
     this.compiled.delete(key);
-    this.ort.bakedBytes -= entry.bytes;
+    this.bakedBytes -= entry.bytes;
     entry.session.then((session) => session?.release());
   }
 
   // `array` no longer holds a tensor: sessions that baked it are dropped.
   forget(array) {
+    if (this.permits.get(array)) this.permittedBytes -= array.byteLength;
+    this.permits.delete(array);
     if (!this.serials.has(array)) return;
     this.serials.delete(array);
     for (const [key, entry] of [...this.compiled.entries()]) if (entry.baked.includes(array)) this._drop(key);
