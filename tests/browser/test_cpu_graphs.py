@@ -184,3 +184,29 @@ def test_scalars_that_json_would_merge_keep_their_own_graphs(cpu_page):
             with np.errstate(divide="ignore"):
                 want = np.float32(1.0) / (product * np.float32(scalar))
             np.testing.assert_array_equal(np.asarray(have, dtype=np.float32), want, err_msg=str(scalar))
+
+
+COMPUTED_WEIGHT_SCRIPT = """
+import js, json, neuroscope_js
+from neuroscope.tensor import as_tensor, matmul
+stats = lambda: json.loads(js.JSON.stringify(neuroscope_js.bridge.backend.graphs.stats))
+x = as_tensor([[0.25] * 300] * 8)
+base = as_tensor([[float((i * 7 + j) % 5) for j in range(260)] for i in range(300)])
+before = stats()
+sums = []
+for step in range(4):
+    y = base * as_tensor([float(step + 1)])  # made by an op: a new array each time, never baked
+    y.tolist()  # ends the window: y is an input of the next graph
+    sums.append(sum(matmul(x, y).tolist()[0]))
+{"sums": sums, "before": before, "after": stats()}
+"""
+
+
+def test_a_matrix_made_each_run_is_an_input_not_a_recompiled_weight(cpu_page):
+    got = python(cpu_page, COMPUTED_WEIGHT_SCRIPT)
+    before, after = got["before"], got["after"]
+    assert after["compiled"] - before["compiled"] <= 2, (before, after)  # y = base * s, and x @ y
+    base = np.array([[float((i * 7 + j) % 5) for j in range(260)] for i in range(300)], dtype=np.float32)
+    for step, total in enumerate(got["sums"]):
+        want = (np.full((8, 300), 0.25, dtype=np.float32) @ (base * np.float32(step + 1)))[0].sum()
+        assert abs(total - want) <= 1e-4 * abs(want), (step, total, want)

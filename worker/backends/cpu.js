@@ -44,9 +44,11 @@ export default class CpuBackend {
     this.numThreads = ort.numThreads;
     this.tensors = new Map(); // id -> {shape, dtype, data} or {error}
     this.graphs = options.graphs === false ? null : new SegmentGraphs(this);
+    this.uploaded = new WeakSet(); // arrays that hold uploaded tensors (weights among them)
     this.pool = new ArrayPool(POOL_BYTES, (array) => {
       ort.forget(array);
       this.graphs?.forget(array);
+      this.uploaded.delete(array);
     });
     this.pending = []; // {op, outs, params} or {free: id}, in order, not yet run
     this.queue = null; // Promise of the run of `pending`, null when idle
@@ -59,6 +61,7 @@ export default class CpuBackend {
     }
     const copy = this.pool.take(deviceArrayType(dtype), count);
     copy.set(data.length === count ? data : data.subarray(0, count));
+    this.uploaded.add(copy);
     // A fresh id: no queued op can refer to it, so it is registered at once.
     this.define({ id, shape: [...shape], dtype }, copy);
   }

@@ -13,8 +13,8 @@
 // A segment is keyed by its structure (ops, parameters, ranks, which weights), not by
 // sizes: one graph serves every batch and prompt length. It is compiled the first
 // time its key is seen, with matmul weights baked in as initializers (GPT-2 small:
-// ~1.5 s), and kept until evicted (least recently used) to keep the baked bytes in
-// budget. Compiling at once, not on a second sighting, keeps results reproducible:
+// 1.5 s alone, up to 7 s beside another large session), and kept until evicted
+// (least recently used) to keep the baked bytes in budget. Compiling at once, not on a second sighting, keeps results reproducible:
 // the same work always takes the same path, so rerunning it gives the same bits
 // (onnxruntime's kernels round transcendental functions and sums differently from
 // the JS ones). Semantics are those of the ops one by one
@@ -34,8 +34,8 @@ const MAX_SESSIONS = 256; // compiled graphs kept (least recently used go first)
 // larger than that runs as several graphs).
 const MAX_SEGMENT_WEIGHT_BYTES = 384 * 2 ** 20;
 const BAKE_MIN_ELEMENTS = 1 << 16; // a matmul's right operand this large is baked (a weight)
-// The graphs are emitted as they should run (Gemm on baked weights, no Identity
-// nodes), so onnxruntime's graph optimisers are off: they added 2-4 s to compiling
+// The graphs are emitted as they should run (Gemm for x @ W, no Identity nodes), so
+// onnxruntime's graph optimisers are off: they added 2-4 s to compiling
 // GPT-2 small (1.4 s without) and nothing measurable to a run.
 const SESSION_OPTIONS = { executionProviders: ["wasm"], graphOptimizationLevel: "disabled", logSeverityLevel: 3 };
 const GELU_NEW_C = Math.sqrt(2 / Math.PI);
@@ -515,10 +515,12 @@ export class SegmentGraphs {
 
   // Whether `array` (a weight) is baked into graphs: decided once per array, the first
   // time a graph holds it, while the weights allowed so far fit the bake budget; a
-  // weight past it is an input, copied in each run. The answer never changes while the
+  // weight past it is an input, copied in each run. Only uploaded arrays are weights:
+  // one an op made is new each run, and baking it would compile a graph each run. The answer never changes while the
   // array lives, because baked and fed weights round differently (onnxruntime's
   // prepacked GEMM): the same work must always run the same graph.
   _permit(array) {
+    if (!this.backend.uploaded.has(array)) return false;
     let permit = this.permits.get(array);
     if (permit === undefined) {
       permit = this.permittedBytes + array.byteLength <= this.ort.bakeBytes;
