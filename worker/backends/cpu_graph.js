@@ -23,6 +23,7 @@
 
 import * as ort from "../../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { sizeOf } from "./cpu_layout.js";
+import { swapLast, symbolic } from "./cpu_ort.js";
 import { floatTensor, int64Tensor, modelBytes, node, tensorInfo, ONNX_BOOL, ONNX_FLOAT } from "./onnx_graph.js";
 
 const MAX_OPS = 4096;
@@ -226,17 +227,6 @@ function emitAttention(g, p, [zOut, patternOut], t) {
   g.add("Transpose", [g.add("Reshape", [mixed, g.ints([0, heads, -1, 0])])], { perm: [0, 2, 1, 3] }, zOut);
 }
 
-// Dimension names for a value of this rank: sizes are left to onnxruntime.
-function symbolic(prefix, shape) {
-  return shape.map((_, i) => `${prefix}${i}`);
-}
-
-function swapLast(rank) {
-  const perm = Array.from({ length: rank }, (_, i) => i);
-  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
-  return perm;
-}
-
 // A parameter as key text: unlike JSON, keeps inf, -inf, NaN and -0 apart.
 function encodeValue(value) {
   if (typeof value === "number") return Object.is(value, -0) ? "-0" : String(value);
@@ -320,11 +310,11 @@ class GraphBuilder {
     const inputs = [];
     for (const [slot, external] of externals.entries()) {
       if (this.baked.has(slot)) continue;
-      inputs.push(tensorInfo(`x${slot}`, external.bool ? ONNX_BOOL : ONNX_FLOAT, symbolic(`x${slot}_`, external.shape)));
+      inputs.push(tensorInfo(`x${slot}`, external.bool ? ONNX_BOOL : ONNX_FLOAT, symbolic(`x${slot}_`, external.shape.length)));
     }
     return {
       inputs,
-      outputs: outputs.map((shape, i) => tensorInfo(`o${i}`, ONNX_FLOAT, symbolic(`o${i}_`, shape))),
+      outputs: outputs.map((shape, i) => tensorInfo(`o${i}`, ONNX_FLOAT, symbolic(`o${i}_`, shape.length))),
       nodes: this.nodes,
       initializers: this.initializers,
     };

@@ -124,11 +124,12 @@ export class OrtKernels {
 
 // -- graphs ---------------------------------------------------------------------
 
-function symbolic(prefix, rank) {
+// Dimension names prefix0, prefix1, ... for a value of this rank (sizes left to onnxruntime).
+export function symbolic(prefix, rank) {
   return Array.from({ length: rank }, (_, i) => `${prefix}${i}`);
 }
 
-function swapLast(rank) {
+export function swapLast(rank) {
   const perm = Array.from({ length: rank }, (_, i) => i);
   [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
   return perm;
