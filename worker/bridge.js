@@ -13,6 +13,7 @@
 //                             is never copied into Python (py/neuroscope/backends/host_buffer.py)
 //   run(messageJson)          message = {op, out: [[id, shape, dtype], ...], params, free}
 //   read(id) -> Promise<Float32Array | Int32Array | Uint8Array>
+//   markWeights(metaJson)     meta = {ids, free}: those tensors are a model's weights
 //
 // Ops, their parameters (names, order, defaults) and outputs are the op table,
 // OP_TABLE in backends/op_table.js, generated from py/neuroscope/backends/ops.py: its
@@ -34,6 +35,7 @@
 //                                    the op by its table name, decoded (see decode())
 //   read(id) -> Promise<TypedArray>
 //   free(id)
+//   markWeights(ids)                 optional: a lifetime hint (cpu.js bakes such weights)
 // and exports OPS, its kernels by op name: one for every op of the table
 // (tests/test_op_table.py checks). decode() turns {"t": id} into {tensor: id},
 // {"f": ...} into a JS number, so a backend only looks at plain values.
@@ -85,6 +87,14 @@ export class KernelBridge {
 
   read(id) {
     return this.backend.read(id);
+  }
+
+  // meta = {ids, free}: those tensors are a model's weights (a hint; backends without
+  // markWeights ignore it).
+  markWeights(metaJson) {
+    const meta = JSON.parse(metaJson);
+    this._free(meta.free);
+    this.backend.markWeights?.(meta.ids);
   }
 
   _free(ids) {

@@ -210,3 +210,45 @@ def test_a_matrix_made_each_run_is_an_input_not_a_recompiled_weight(cpu_page):
     for step, total in enumerate(got["sums"]):
         want = (np.full((8, 300), 0.25, dtype=np.float32) @ (base * np.float32(step + 1)))[0].sum()
         assert abs(total - want) <= 1e-4 * abs(want), (step, total, want)
+
+
+WIDE_SCRIPT = """
+import js, json, neuroscope_js
+from neuroscope import TransformerModel
+stats = lambda: json.loads(js.JSON.stringify(neuroscope_js.bridge.backend.graphs.stats))
+before = stats()
+model = TransformerModel.from_huggingface(location)
+runs = [model(tokens).tolist() for _ in range(2)]
+{"runs": runs, "before": before, "after": stats()}
+"""
+
+
+def test_weights_a_model_makes_at_load_are_baked(cpu_page, site, reference_dir, tmp_path):  # noqa: F811
+    # GPT-2's Q, K and V are split out of one matrix by ops at load: the model marks them
+    # (and every other weight) as weights, so graphs bake them instead of copying them in
+    # on every run. Wide enough (d_model 256) that every matrix is large enough to bake.
+    import shutil
+
+    import torch
+    import transformers as tf
+
+    from neuroscope import TransformerModel
+    folder = tmp_path / "gpt2-wide"
+    folder.mkdir()
+    shutil.copy(f"{reference_dir('gpt2')}/tokenizer.json", folder)
+    torch.manual_seed(0)
+    config = tf.GPT2Config(vocab_size=320, n_positions=32, n_embd=256, n_layer=1, n_head=4)
+    hf = tf.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for param in hf.parameters():
+            param.normal_(0.0, 0.05)
+    hf.save_pretrained(folder, safe_serialization=True)
+    tokens = [[(7 * i + 3) % 320 for i in range(12)]]
+    got = python(cpu_page, WIDE_SCRIPT, location=f"../{site.add(str(folder), 'models/gpt2-wide')}", tokens=tokens)
+    before, after = got["before"], got["after"]
+    # W_Q, W_K, W_V, W_O, W_in, W_out and the tied unembedding (W_E, transposed).
+    assert after["bakedWeights"] - before["bakedWeights"] == 7, (before, after)
+    assert after["fedWeights"] == before["fedWeights"] and after["failures"] == 0, (before, after)
+    assert got["runs"][1] == got["runs"][0], "a rerun gave other values"
+    want = TransformerModel.from_huggingface(str(folder))(tokens).numpy()
+    np.testing.assert_allclose(np.asarray(got["runs"][0]), want, rtol=TOLERANCE, atol=TOLERANCE)

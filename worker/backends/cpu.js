@@ -44,11 +44,13 @@ export default class CpuBackend {
     this.numThreads = ort.numThreads;
     this.tensors = new Map(); // id -> {shape, dtype, data} or {error}
     this.graphs = options.graphs === false ? null : new SegmentGraphs(this);
-    this.uploaded = new WeakSet(); // arrays that hold uploaded tensors (weights among them)
+    // Arrays that may be weights (cpu_graph.js bakes them into graphs): uploaded tensors and
+    // those Python marked as a model's weights (markWeights). Never one an op made for a pass.
+    this.weights = new WeakSet();
     this.pool = new ArrayPool(POOL_BYTES, (array) => {
       ort.forget(array);
       this.graphs?.forget(array);
-      this.uploaded.delete(array);
+      this.weights.delete(array);
     });
     this.pending = []; // {op, outs, params} or {free: id}, in order, not yet run
     this.queue = null; // Promise of the run of `pending`, null when idle
@@ -61,7 +63,7 @@ export default class CpuBackend {
     }
     const copy = this.pool.take(deviceArrayType(dtype), count);
     copy.set(data.length === count ? data : data.subarray(0, count));
-    this.uploaded.add(copy);
+    this.weights.add(copy);
     // A fresh id: no queued op can refer to it, so it is registered at once.
     this.define({ id, shape: [...shape], dtype }, copy);
   }
@@ -94,6 +96,20 @@ export default class CpuBackend {
   free(id) {
     if (this.queue === null) this._release(id);
     else this._enqueue({ free: id });
+  }
+
+  // Tensors `ids` are a model's weights (made by ops at load: GPT-2's Q, K, V split out of
+  // one matrix, folded layer norms): noted in queue order, once they are computed.
+  markWeights(ids) {
+    if (this.queue === null) this._markWeights(ids);
+    else this._enqueue({ weights: ids });
+  }
+
+  _markWeights(ids) {
+    for (const id of ids) {
+      const tensor = this.tensors.get(id);
+      if (tensor?.data) this.weights.add(tensor.data);
+    }
   }
 
   _release(id) {
@@ -145,6 +161,10 @@ export default class CpuBackend {
   async _runOne(item) {
     if (item.free !== undefined) {
       this._release(item.free);
+      return;
+    }
+    if (item.weights !== undefined) {
+      this._markWeights(item.weights);
       return;
     }
     try {

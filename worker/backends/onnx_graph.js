@@ -115,9 +115,12 @@ class ProtoWriter {
   }
 }
 
-// A NodeProto. attributes: {name: int | int[] | {float: number}}.
-export function node(opType, inputs, outputs, attributes = {}) {
-  return { opType, inputs, outputs, attributes };
+export const CONTRIB_DOMAIN = "com.microsoft";
+
+// A NodeProto. attributes: {name: int | int[] | {float: number}}; domain "" (ONNX) or
+// "com.microsoft" (onnxruntime's contrib ops, which its wasm build has).
+export function node(opType, inputs, outputs, attributes = {}, domain = "") {
+  return { opType, inputs, outputs, attributes, domain };
 }
 
 // A ValueInfoProto of a tensor; dims are numbers (fixed) or strings (symbolic).
@@ -136,7 +139,7 @@ export function floatTensor(name, dims, data) {
 }
 
 
-function encodeNode({ opType, inputs, outputs, attributes }, index) {
+function encodeNode({ opType, inputs, outputs, attributes, domain }, index) {
   const w = new ProtoWriter();
   for (const input of inputs) w.string(1, input);
   for (const output of outputs) w.string(2, output);
@@ -149,6 +152,7 @@ function encodeNode({ opType, inputs, outputs, attributes }, index) {
     else attribute.int(3, value).int(20, ATTRIBUTE_INT);
     w.message(5, attribute);
   }
+  if (domain) w.string(7, domain);
   return w;
 }
 
@@ -189,11 +193,11 @@ export function modelBytes({ inputs, outputs, nodes, initializers = [], name = "
   for (const initializer of initializers) graph.message(5, encodeInitializer(initializer));
   for (const input of inputs) graph.message(11, encodeValueInfo(input));
   for (const output of outputs) graph.message(12, encodeValueInfo(output));
-  const opset = new ProtoWriter().string(1, "").int(2, OPSET);
   const model = new ProtoWriter()
     .int(1, IR_VERSION)
     .string(2, "neuroscope")
     .message(7, graph)
-    .message(8, opset);
+    .message(8, new ProtoWriter().string(1, "").int(2, OPSET))
+    .message(8, new ProtoWriter().string(1, CONTRIB_DOMAIN).int(2, 1));
   return model.bytes();
 }

@@ -95,6 +95,11 @@ class Backend:
     def free(self, handle):
         """Release device memory early; the handle must not be used again."""
 
+    def mark_weights(self, handles):
+        """Says ``handles`` are a model's weights: long-lived, read by every pass. A hint
+        about lifetime only (the browser's cpu backend compiles such matrices into its
+        graphs instead of copying them in on each run); no backend needs it."""
+
     # -- dispatch ------------------------------------------------------------
     def dispatch(self, op, /, *args, **attrs):
         """The one funnel every Tensor op goes through (``op`` a name in the op table)."""

@@ -129,6 +129,9 @@ class JsBackend(Backend):
         self._pending_free.append(handle.id)
         handle._owner = None
 
+    def mark_weights(self, handles):
+        self._bridge.markWeights(json.dumps({"ids": [h.id for h in handles], "free": self._take_free()}))
+
     def _take_free(self):
         pending, self._pending_free = self._pending_free, []
         return pending

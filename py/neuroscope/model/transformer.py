@@ -41,6 +41,9 @@ class TransformerModel:
 
     def _build(self):
         cfg, w = self.cfg, self.weights
+        # Weights made by ops at load (GPT-2's Q, K, V split out of one matrix, folded norms)
+        # are weights too: the browser's cpu backend compiles them into its graphs.
+        self.backend.mark_weights([t.data for t in w.values() if t.backend is self.backend])
         hooks = HookRegistry()
         self.embed = Embed(w["embed.W_E"], hooks)
         self.pos_embed = PosEmbed(w["pos_embed.W_pos"], hooks) if cfg.positional == "learned" else None
