@@ -93,3 +93,25 @@ def test_bad_weights_raise_model_format_error_and_the_page_stays_usable(page, si
     assert python(page, "1 + 1") == 2
     assert python(page, "m = TransformerModel.from_huggingface(location)\nm.cfg.n_layers",
                   location=f"../{relative}") == 2
+
+
+TOKEN_TENSORS = """
+from neuroscope import TransformerModel
+from neuroscope.tensor import as_tensor
+model = TransformerModel.from_huggingface(location)
+ids = as_tensor([[3, 1, 4, 1, 5]], dtype="int64")
+logits, cache = model.run_with_cache(ids)
+again, _ = model.run_with_cache(ids)
+[logits.tolist() == model(ids).tolist() == again.tolist(), cache["resid_post", 0].shape[1]]
+"""
+
+
+def test_token_tensors_are_checked_on_the_device_once_per_call(page, site, reference):  # noqa: F811
+    # run_with_cache checks its tensor of ids and passes it on to forward unchecked (the
+    # same handle: two reads saved); any other tensor is still checked.
+    relative, _, _ = reference("gpt2")
+    assert python(page, TOKEN_TENSORS, location=f"../{relative}") == [True, 5]
+    for bad in ("[[3, 1, 10**6]]", "[[-2, 1, 4]]"):
+        for call in ("model(as_tensor({}, dtype='int64'))", "model.run_with_cache(as_tensor({}, dtype='int64'))"):
+            error = python_error(page, call.format(bad))
+            assert error["pyType"] == "InvalidTokenError" and "outside the vocabulary" in error["message"], error

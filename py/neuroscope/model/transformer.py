@@ -155,13 +155,18 @@ class TransformerModel:
         if tokens.ndim != 2 or tokens.size == 0:
             raise InvalidTokenError(f"expected a non-empty [batch, pos] array of token ids, got shape "
                                     f"{list(tokens.shape)}")
-        # Lists are checked on the host; tensors cost two small reductions.
+        # Lists are checked on the host; tensors cost two small reductions. On a device (two
+        # reads, each a round trip) the handle checked last is not checked again: handles
+        # there are immutable, and run_with_cache checks its tokens before passing them on.
+        if not self.backend.reads_synchronously and getattr(self, "_checked_tokens", None) is tokens.data:
+            return tokens, attention_mask
         low, high = ((min(host_ids), max(host_ids)) if host_ids is not None
                      else (tokens.min().item(), tokens.max().item()))
         if low < 0 or high >= self.cfg.d_vocab:
             bad = low if low < 0 else high
             raise InvalidTokenError(f"token id {bad} is outside the vocabulary: expected ids in "
                                     f"0-{self.cfg.d_vocab - 1}")
+        self._checked_tokens = tokens.data  # held, so no new handle can be this object
         return tokens, attention_mask
 
     # -- forward ---------------------------------------------------------------
