@@ -188,6 +188,8 @@ def _matmul(p, outs, gs, wants):
             _op("matmul", g, b, transpose_b=not tb)
         out["a"] = _unbroadcast(da, a.shape)
     if "b" in wants:  # dB = A^T g, B = b or b^T
+        if a.ndim > 2 and b.ndim == 2 and not ta:  # x @ W: one product over all rows
+            a, g = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])
         db = _op("matmul", g, a, transpose_a=True, transpose_b=ta) if tb else \
             _op("matmul", a, g, transpose_a=not ta)
         out["b"] = _unbroadcast(db, b.shape)

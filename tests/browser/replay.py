@@ -27,6 +27,9 @@ class RecordingBridge:
     def run(self, message_json):
         self.calls.append(["run", message_json])
 
+    def markWeights(self, meta_json):  # noqa: N802 (the bridge's JS name)
+        self.calls.append(["markWeights", meta_json])
+
     def read(self, handle_id):
         raise RuntimeError("a recording has no device to read from")
 

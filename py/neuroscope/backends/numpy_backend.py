@@ -183,10 +183,13 @@ class NumpyBackend(Backend):
     # -- matmul and reductions -----------------------------------------------
     def matmul(self, a, b, transpose_a=False, transpose_b=False):
         check_matmul_operands(a, b)
-        if transpose_a:
-            a = np.swapaxes(a, -1, -2)
         if transpose_b:
             b = np.swapaxes(b, -1, -2)
+        if a.ndim > 2 and b.ndim == 2 and not transpose_a:
+            # x @ W with leading axes: one product of all rows (numpy would loop over them).
+            return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+        if transpose_a:
+            a = np.swapaxes(a, -1, -2)
         return np.matmul(a, b)
 
     def reduce(self, op, x, axes, keepdims):

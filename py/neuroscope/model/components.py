@@ -40,11 +40,8 @@ class HookRegistry(dict):
 
 def linear(x, weight, bias=None):
     """``x @ weight + bias`` over the last axis; ``weight`` is ``[in, out]``."""
-    lead = x.shape[:-1]
-    out = matmul(x.reshape(-1, x.shape[-1]), weight)  # [N, out]
-    if bias is not None:
-        out = out + bias
-    return out.reshape(lead + (weight.shape[-1],))
+    out = matmul(x, weight)  # leading axes folded into rows by the backend, without a copy
+    return out if bias is None else out + bias
 
 
 class Embed:
