@@ -252,3 +252,35 @@ def test_weights_a_model_makes_at_load_are_baked(cpu_page, site, reference_dir, 
     assert got["runs"][1] == got["runs"][0], "a rerun gave other values"
     want = TransformerModel.from_huggingface(str(folder))(tokens).numpy()
     np.testing.assert_allclose(np.asarray(got["runs"][0]), want, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+RESHAPES_SCRIPT = """
+import js, json, neuroscope_js
+from neuroscope.tensor import as_tensor
+stats = lambda: json.loads(js.JSON.stringify(neuroscope_js.bridge.backend.graphs.stats))
+x = as_tensor([[[float(i * 4 + j) - 7.5 for j in range(4)] for i in range(3)]] * 2)  # [2, 3, 4]
+before = stats()
+y = x * 2.0
+r1 = y.reshape(6, 4)  # of a value the graph makes, which is freed
+del y
+r2 = r1.reshape(24)  # of a reshape
+r3 = x.reshape(4, 6)  # of the graph's input
+z = r2 + 1.0  # read inside the graph
+values = [r1.tolist(), r2.tolist(), r3.tolist(), z.tolist()]
+middle = stats()
+alone = x.reshape(3, 8).tolist()  # a window of reshapes only: nothing to compile or run
+{"values": values, "alone": alone, "before": before, "middle": middle, "after": stats()}
+"""
+
+
+def test_reshapes_share_their_sources_array_instead_of_being_graph_outputs(cpu_page):
+    got = python(cpu_page, RESHAPES_SCRIPT)
+    x = np.array([[[float(i * 4 + j) - 7.5 for j in range(4)] for i in range(3)]] * 2, dtype=np.float32)
+    r1 = (x * 2).reshape(6, 4)
+    want = [r1, r1.reshape(24), x.reshape(4, 6), r1.reshape(24) + 1]
+    for have, expected in zip(got["values"], want):
+        np.testing.assert_array_equal(np.asarray(have, dtype=np.float32), expected)
+    np.testing.assert_array_equal(np.asarray(got["alone"], dtype=np.float32), x.reshape(3, 8))
+    before, middle, after = got["before"], got["middle"], got["after"]
+    assert middle["graphRuns"] - before["graphRuns"] == 1 and middle["failures"] == before["failures"], (before, middle)
+    assert after["compiled"] == middle["compiled"] and after["failures"] == middle["failures"], (middle, after)

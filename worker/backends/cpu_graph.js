@@ -4,8 +4,9 @@
 // of consecutive ops that onnxruntime can express (matmul, float arithmetic, the
 // activations, norms, reshapes, permutes and attention) becomes one ONNX graph: its
 // inputs are the tensors it reads from outside, every value it makes is a graph
-// output, and each run fetches only those still held after it (a cached activation,
-// the residual the next op reads) — so every hook point keeps its value, and ops that
+// output (but a reshape's, which shares its source's array, as the JS reshape does),
+// and each run fetches only those still held after it (a cached activation, the
+// residual the next op reads) — so every hook point keeps its value, and ops that
 // edit an activation (or anything outside the list) simply end a segment and run in
 // JS between two graphs. onnxruntime then runs the elementwise work on its threads,
 // in SIMD, without a copy into and out of wasm around each matmul.
@@ -102,7 +103,7 @@ const OPS = {
     tensors: ["x"],
     accepts: (p) => p.shape.every((d) => d > 0),
     signature: (p, t) => `${reshapeSpec(t.x.shape, p.shape)}`,
-    emit: (g, p, [out], t) => g.add("Reshape", [g.ref(p.x), g.ints(reshapeSpec(t.x.shape, p.shape))], {}, out),
+    emit: (g, p, [out], t) => g.internal(out, g.add("Reshape", [g.ref(p.x), g.ints(reshapeSpec(t.x.shape, p.shape))])),
   },
   permute: {
     tensors: ["x"],
@@ -277,6 +278,12 @@ class GraphBuilder {
     return name;
   }
 
+  // Names op output `out` after `name`, a value that is not a graph output (a reshape's).
+  internal(out, name) {
+    this.names.set(out.id, name);
+    return name;
+  }
+
   outputName(out) {
     const name = `o${this.plan.outputIndex.get(out.id)}`;
     this.names.set(out.id, name);
@@ -353,6 +360,7 @@ export class SegmentGraphs {
     const externals = new Map(); // id -> {id, shape, bool, data, bakeable}
     const outputIndex = new Map();
     const outputs = [];
+    const aliases = new Map(); // a reshape's output id -> the id whose data it shares
     const ops = [];
     const frees = [];
     let end = start;
@@ -371,10 +379,15 @@ export class SegmentGraphs {
       if (!shapes) break;
       for (const out of item.outs) {
         if (!out) continue;
+        produced.set(out.id, { shape: out.shape });
+        if (item.op === "reshape") { // not a graph output: a copy there, a shared array here
+          const source = item.params.x.tensor;
+          aliases.set(out.id, aliases.get(source) ?? source);
+          continue;
+        }
         outputIndex.set(out.id, outputs.length);
         outputs.push(out.shape);
         bytes += 4 * sizeOf(out.shape);
-        produced.set(out.id, { shape: out.shape });
       }
       ops.push({ ...item, shapes });
       end = i + 1;
@@ -382,7 +395,9 @@ export class SegmentGraphs {
     if (!ops.length) return null;
     const freed = new Set(frees);
     const kept = ops.flatMap((item) => item.outs.filter((out) => out && !freed.has(out.id)));
-    return { start, end, ops, frees, kept, externals: [...externals.values()], outputIndex, outputs,
+    // The graph outputs to fetch: the values held after the run, a held reshape's source.
+    const fetched = [...new Set(kept.map((out) => aliases.get(out.id) ?? out.id))].filter((id) => outputIndex.has(id));
+    return { start, end, ops, frees, kept, fetched, aliases, externals: [...externals.values()], outputIndex, outputs,
       key: this._key(ops, externals, produced) };
   }
 
@@ -463,6 +478,10 @@ export class SegmentGraphs {
   // True when the segment ran as one graph (its outputs are defined and its frees
   // done); false when it should go op by op (not compiled yet, or it failed).
   async run(plan) {
+    if (!plan.outputs.length) { // reshapes only: nothing to compute
+      this._finish(plan, {});
+      return true;
+    }
     if (this.failed.has(plan.key)) return false;
     let entry = this.compiled.get(plan.key);
     if (!entry) {
@@ -482,16 +501,18 @@ export class SegmentGraphs {
         const data = this.backend.tensors.get(external.id).data;
         feeds[`x${slot}`] = new ort.Tensor(external.bool ? "bool" : "float32", data, external.shape);
       });
-      const fetches = plan.kept.map((out) => `o${plan.outputIndex.get(out.id)}`);
+      const fetches = plan.fetched.map((id) => `o${plan.outputIndex.get(id)}`);
       const began = performance.now();
       // Nothing it makes is still held: there is nothing to run.
       results = fetches.length ? await session.run(feeds, fetches) : {};
       this.stats.runMs += performance.now() - began;
       for (const out of plan.kept) {
-        const dims = results[`o${plan.outputIndex.get(out.id)}`].dims;
-        if (dims.length !== out.shape.length || dims.some((d, i) => d !== out.shape[i])) {
-          throw new Error(`output ${out.id} came out [${dims}], not [${out.shape}]`);
-        }
+        const source = plan.aliases.get(out.id) ?? out.id;
+        if (!plan.outputIndex.has(source)) continue; // a reshape of an input
+        const dims = results[`o${plan.outputIndex.get(source)}`].dims;
+        const fits = source === out.id ? dims.length === out.shape.length && dims.every((d, i) => d === out.shape[i])
+          : sizeOf(dims) === sizeOf(out.shape);
+        if (!fits) throw new Error(`output ${out.id} came out [${dims}], not [${out.shape}]`);
       }
     } catch (error) {
       this.failed.add(plan.key);
@@ -501,10 +522,21 @@ export class SegmentGraphs {
         "those ops run one by one");
       return false;
     }
-    for (const out of plan.kept) this.backend.define(out, results[`o${plan.outputIndex.get(out.id)}`].data);
-    for (const id of plan.frees) this.backend._release(id);
+    this._finish(plan, results);
     this.stats.graphRuns += 1;
     return true;
+  }
+
+  // Defines the values held after the segment (a reshape shares its source's array) and
+  // does its frees.
+  _finish(plan, results) {
+    for (const out of plan.kept) {
+      const source = plan.aliases.get(out.id) ?? out.id;
+      const data = plan.outputIndex.has(source) ? results[`o${plan.outputIndex.get(source)}`].data
+        : this.backend.tensors.get(source).data;
+      this.backend.define(out, data);
+    }
+    for (const id of plan.frees) this.backend._release(id);
   }
 
   // Whether `array` (a weight) is baked into graphs: decided once per array, the first
