@@ -54,6 +54,7 @@ class JsBackend(Backend):
 
     def __init__(self, bridge, name="js"):
         self._bridge = bridge
+        self._send = bridge.run  # bound once: each attribute of a JS object costs a lookup
         self.name = name
         self._next_id = 1
         self._pending_free = []
@@ -153,7 +154,7 @@ class JsBackend(Backend):
             "params": {p.name: _encode(params[p.name], p.kind) for p in spec.params},
             "free": self._take_free(),
         }
-        self._bridge.run(json.dumps(message))
+        self._send(json.dumps(message))
         return handles
 
 

@@ -76,14 +76,11 @@ class Op:
     entries (attention without its pattern) and the missing outputs are None.
     """
 
-    __slots__ = ("name", "params", "outputs", "rule", "doc")
+    __slots__ = ("name", "params", "names", "outputs", "rule", "doc")
 
     def __init__(self, name, params, rule=None, outputs=1, doc=""):
         self.name, self.params, self.outputs, self.rule, self.doc = name, tuple(params), outputs, rule, doc
-
-    @property
-    def names(self):
-        return tuple(p.name for p in self.params)
+        self.names = tuple(p.name for p in self.params)  # read on every dispatch
 
     @property
     def signature(self):
