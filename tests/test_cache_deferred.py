@@ -1,6 +1,6 @@
 """Deferred cache entries (cache.DeferredActivation): a run_with_cache cache keeps the norms'
-outputs and scales, the MLP's hook_post and the attention scores and pattern as recipes of
-entries it holds, and computes each when first read. What is read must be, bit for bit,
+outputs and scales, the MLP's hook_post, the attention scores, pattern and z and resid_mid
+as recipes of entries it holds, and computes each when first read. What is read must be, bit for bit,
 what the forward pass had at that hook point: the reference here is the same forward pass
 observed by plain function hooks, which always see materialized activations."""
 
@@ -45,8 +45,10 @@ def test_deferred_entries_equal_what_the_forward_pass_had(reference_dir, family,
     logits, cache = model.run_with_cache(tokens, attention_mask=mask)
     deferred = set(cache.deferred)
     kinds = {name.rsplit(".", 1)[1] for name in deferred}
-    assert {"hook_attn_scores", "hook_pattern", "hook_post", "hook_normalized", "hook_scale"} <= kinds
-    assert not deferred & {name for name in cache.keys() if "resid" in name or name.endswith(("hook_q", "hook_z"))}
+    assert {"hook_attn_scores", "hook_pattern", "hook_post", "hook_normalized", "hook_scale", "hook_z"} <= kinds
+    if family != "gpt_neox":  # a parallel block has no resid_mid
+        assert "hook_resid_mid" in kinds
+    assert not deferred & {name for name in cache.keys() if name.endswith(("resid_pre", "resid_post", "hook_q"))}
     held = cache.nbytes
     np.testing.assert_array_equal(logits.numpy(), want_logits)
     assert sorted(cache.keys()) == sorted(want)

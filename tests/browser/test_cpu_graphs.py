@@ -284,3 +284,29 @@ def test_reshapes_share_their_sources_array_instead_of_being_graph_outputs(cpu_p
     before, middle, after = got["before"], got["middle"], got["after"]
     assert middle["graphRuns"] - before["graphRuns"] == 1 and middle["failures"] == before["failures"], (before, middle)
     assert after["compiled"] == middle["compiled"] and after["failures"] == middle["failures"], (middle, after)
+
+
+DEFERRED_SCRIPT = """
+from neuroscope import TransformerModel
+model = TransformerModel.from_huggingface(location)
+tokens = model.to_tokens(clean)
+seen = {}
+def record(activation, hook):
+    seen[hook.name] = activation.tolist()  # a read at every hook: the graphs split there
+model.run_with_hooks(tokens, fwd_hooks=[(name, record) for name in model.hook_names()])
+logits, cache = model.run_with_cache(tokens)
+deferred = sorted(cache.deferred)
+{"deferred": deferred, "same": sorted(name for name in cache.keys() if cache[name].tolist() == seen[name]),
+ "names": sorted(seen)}
+"""
+
+
+def test_deferred_entries_are_what_the_forward_pass_had_bit_for_bit(cpu_page, reference):  # noqa: F811
+    # Cache entries kept as recipes (z, resid_mid, the scores, pattern, norms and hook_post)
+    # are computed when read, by graphs other than the forward's: the same bits, as every
+    # entry read by a hook that splits the forward's graph at each point.
+    relative, _, _ = reference("gpt2")
+    got = python(cpu_page, DEFERRED_SCRIPT, location=f"../{relative}", clean=CLEAN)
+    kinds = {name.rsplit(".", 1)[1] for name in got["deferred"]}
+    assert {"hook_z", "hook_resid_mid", "hook_pattern", "hook_post"} <= kinds, got["deferred"]
+    assert got["same"] == got["names"], sorted(set(got["names"]) - set(got["same"]))

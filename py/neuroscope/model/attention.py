@@ -65,9 +65,11 @@ class Attention:
             pattern_point.defer(functools.partial(_attention_pattern, scale=self.scale), (q, k), (mask,))
         elif observed:
             z = self._explicit(q, k, v, mask)
-        if z is None:
-            z, _ = _attention(q, k, v, mask, self.scale)
-        z = self.hook_z(z)  # [b, p, h, e]
+        if z is None:  # the fused op: only cached, z is a recipe of q, k and v too
+            z = self.hook_z.observe(_attention(q, k, v, mask, self.scale)[0],
+                                    functools.partial(_attention_z, scale=self.scale), (q, k, v), (mask,))
+        else:
+            z = self.hook_z(z)  # [b, p, h, e]
         if self.hook_result is not None:
             # Per-head writes to the residual stream: z_h @ W_O[h].
             w_o = self.W_O.reshape(h, e, -1)  # [h, e, d]
@@ -129,3 +131,7 @@ def _attention_pattern(q, k, mask, scale):
 
 def _attention(q, k, v, mask, scale):
     return run_op("attention", q, k, v, mask, scale, False)
+
+
+def _attention_z(q, k, v, mask, scale):
+    return _attention(q, k, v, mask, scale)[0]
