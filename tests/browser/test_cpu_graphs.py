@@ -293,20 +293,30 @@ tokens = model.to_tokens(clean)
 seen = {}
 def record(activation, hook):
     seen[hook.name] = activation.tolist()  # a read at every hook: the graphs split there
-model.run_with_hooks(tokens, fwd_hooks=[(name, record) for name in model.hook_names()])
+model.run_with_hooks(tokens, fwd_hooks=[(name, record) for name in model.hook_names()]).tolist()
+import js, json, neuroscope_js
+runs = lambda: json.loads(js.JSON.stringify(neuroscope_js.bridge.backend.graphs.stats))["graphRuns"]
+before = runs()
+model(tokens).tolist()
+forward_runs, before = runs() - before, runs()
 logits, cache = model.run_with_cache(tokens)
+logits.tolist()
+cache_runs = runs() - before
 deferred = sorted(cache.deferred)
 {"deferred": deferred, "same": sorted(name for name in cache.keys() if cache[name].tolist() == seen[name]),
- "names": sorted(seen)}
+ "names": sorted(seen), "runs": [forward_runs, cache_runs]}
 """
 
 
 def test_deferred_entries_are_what_the_forward_pass_had_bit_for_bit(cpu_page, reference):  # noqa: F811
-    # Cache entries kept as recipes (z, resid_mid, the scores, pattern, norms and hook_post)
+    # Cache entries kept as recipes (z, the scores, pattern, norms and hook_post)
     # are computed when read, by graphs other than the forward's: the same bits, as every
     # entry read by a hook that splits the forward's graph at each point.
     relative, _, _ = reference("gpt2")
     got = python(cpu_page, DEFERRED_SCRIPT, location=f"../{relative}", clean=CLEAN)
     kinds = {name.rsplit(".", 1)[1] for name in got["deferred"]}
-    assert {"hook_z", "hook_resid_mid", "hook_pattern", "hook_post"} <= kinds, got["deferred"]
+    assert {"hook_z", "hook_pattern", "hook_post", "hook_scale", "hook_normalized"} <= kinds, got["deferred"]
     assert got["same"] == got["names"], sorted(set(got["names"]) - set(got["same"]))
+    # Caching everything splits no graph: each recipe's sources are held, nothing is spelled out.
+    forward_runs, cache_runs = got["runs"]
+    assert cache_runs == forward_runs, got["runs"]

@@ -4,7 +4,6 @@ Shapes: x ``[b, p, d]``; MLP hidden ``[b, p, m]``.
 """
 
 import functools
-import operator
 
 from ..tensor import run_op
 from .attention import Attention
@@ -88,8 +87,7 @@ class Block:
         resid = self.hook_resid_pre(resid)
         attn_out, present = self.attn.forward(self.ln1.forward(resid), mask, positions, past)
         attn_out = self.hook_attn_out(attn_out)
-        # Only cached, resid_mid is a recipe of the two it sums (the cache holds both).
-        resid_mid = self.hook_resid_mid.observe(resid + attn_out, operator.add, (resid, attn_out))
+        resid_mid = self.hook_resid_mid(resid + attn_out)
         mlp_out = self.hook_mlp_out(self.mlp.forward(self.ln2.forward(resid_mid)))
         return self.hook_resid_post(resid_mid + mlp_out), present
 
