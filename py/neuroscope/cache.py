@@ -10,10 +10,10 @@ Some entries of a ``run_with_cache`` cache are kept as recipes (``DeferredActiva
 until first read: an activation that is an exact function of others the cache holds
 (a norm's output and scale of the residual it normalises, the MLP's ``hook_post`` of its
 ``hook_pre``, attention scores and pattern of ``q`` and ``k``, ``z`` of ``q``, ``k`` and ``v``).
-The residual stream is held as it is: the norms' recipes read it. Reading one recomputes it
-with the ops the forward pass ran on the values it ran them on, so it is the forward's
-value, and keeps it. A forward pass that caches everything then holds far less memory, and
-skips the attention scores and norm scales it would otherwise spell out only to store.
+Reading one recomputes it with the ops the forward pass ran on the values it ran them on,
+so it is the forward's value, and keeps it. (The residual stream is held as computed: the
+norms' recipes read it.) A forward pass that caches everything then holds far less memory,
+and skips the attention scores and norm scales it would otherwise spell out only to store.
 """
 
 import difflib

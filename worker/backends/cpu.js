@@ -52,7 +52,7 @@ export default class CpuBackend {
       this.graphs?.forget(array);
       this.weights.delete(array);
     });
-    this.pending = []; // {op, outs, params} or {free: id}, in order, not yet run
+    this.pending = []; // {op, outs, params}, {free: id} or {weights: ids}, in order, not yet run
     this.queue = null; // Promise of the run of `pending`, null when idle
   }
 
