@@ -1,19 +1,19 @@
 // The Lens: the app shell. It owns the state (./state.js), runs each action's Python in
 // the worker (./lens_calls.js through window.neuroscope.python), and draws the views
 // (./views/*, pure functions of their props) with render(). Every view shows the Python
-// call that produced it, copyable and runnable in the notebook.
+// call that produced it, copyable and runnable in the notebook. The session and share link
+// (./lens_session.js) are functions of the app; its methods of the same names call them.
 
-import { DatasetChoices } from "./datasets.js";
 import * as calls from "./lens_calls.js";
+import * as session from "./lens_session.js";
+import { DatasetChoices } from "./datasets.js";
 import { ModelPanel } from "./models.js";
 import { Notebook } from "./notebook.js";
 import { render } from "./render.js";
 import { viewProps } from "./view_props.js";
-import { MAX_LINK_LENGTH, ShareLinkError, readStateFile, shareURL, stateFromLocation, validateState } from "./share.js";
 import { Requests } from "./requests.js";
 import { mountStoragePanel } from "./storage_panel.js";
-import { differs, keepPrevious, previousSessions, readSession, setPrevious, writeSession } from "./session_store.js";
-import { CIRCUIT_METHODS, completeState, defaultState, PROBE_COMPONENTS, repairMessage, repairState, VIEW_TITLES,
+import { CIRCUIT_METHODS, defaultState, PROBE_COMPONENTS, repairMessage, repairState, VIEW_TITLES,
   VIEWS } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
@@ -29,7 +29,6 @@ import * as ProgressView from "./views/progress.js";
 import * as TokensView from "./views/tokens.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const DRAFT_FIELDS = ["prompt", "corrupted", "answer", "wrong"];
 
 // The views each action draws: a failed action shows its error in them.
 const ACTION_VIEWS = {
@@ -64,73 +63,14 @@ export class LensApp {
     this.wire();
   }
 
-  // -- start-up ------------------------------------------------------------------
-  async start() {
-    let fromLink = null;
-    try {
-      fromLink = await stateFromLocation(location);
-    } catch (error) {
-      this.message(`${error instanceof ShareLinkError ? "This share link cannot be opened" : "Error"}: ` +
-        `${error.message}. The app opened with its defaults instead.`, "error");
-    }
-    // This profile's own session (saved as it changed) comes back; a link opens on top of
-    // it, and the session it replaced on screen is kept for "Restore".
-    const { entry: saved, problem } = readSession();
-    if (problem) this.message(`${problem}; this session starts from the defaults and will replace it.`, "warn");
-    if (fromLink) {
-      // From here on the session is saved as it changes; a reload restores it (with the
-      // user's edits) instead of opening the link over them again.
-      history.replaceState(null, "", location.pathname + location.search);
-      if (saved && differs(saved.state, fromLink)) {
-        keepPrevious(saved);
-        this.offerRestore();
-      }
-      await this.openState(fromLink);
-    } else if (saved) {
-      await this.openState(saved.state, { fromLink: false, drafts: saved.drafts });
-    } else {
-      await this.openState(null);
-    }
-  }
-
-  // Opens a state (null: the defaults): from a link or a file (`fromLink`: its code cells
-  // wait for a click) or this profile's saved session. Fields of the wrong type or out of
-  // the loaded model's range are repaired (one message lists them); the model is loaded.
-  async openState(state, { fromLink = true, drafts = null } = {}) {
-    this.state = defaultState();
-    if (state) {
-      try {
-        this.state = completeState(validateState(state));
-      } catch (error) {
-        fromLink = false;
-        this.message(`This state cannot be opened: ${error.message}. The app opened with its defaults instead.`,
-          "error");
-      }
-    }
-    this.syncInputs();
-    for (const [name, value] of Object.entries(drafts ?? {})) {
-      const input = $(`#${name}`, this.root);
-      if (input && typeof value === "string" && DRAFT_FIELDS.includes(name)) input.value = value;
-    }
-    this.notebook.setCells(this.state.notebook, { fromLink: Boolean(state) && fromLink });
-    this.autosave = true;
-    this.saveSoon();
-    await this.neuroscope.ready;
-    await this.datasets.refresh().catch((error) => this.message(`The uploaded datasets could not be listed: ` +
-      `${error.message}`, "warn"));
-    const ref = this.state.model.ref;
-    if (ref.startsWith("local:")) {
-      this.message(`This analysis was made with local files (${ref.slice(6)}); pick them under "Local files…" ` +
-        "to reproduce it. The demo model is loaded meanwhile.", "warn");
-      await this.loadModel({ ref: "demo" }, { keepState: true });
-      return;
-    }
-    const info = await this.loadModel({ ref }, { keepState: true });
-    if (!info && ref !== "demo") {
-      this.message(`${ref} could not be loaded; the demo model is loaded instead.`, "warn");
-      await this.loadModel({ ref: "demo" }, { keepState: true });
-    }
-  }
+  // -- start-up and the saved session (./lens_session.js) ---------------------------
+  start() { return session.start(this); }
+  openState(state, options) { return session.openState(this, state, options); }
+  openStateFile(file) { return session.openStateFile(this, file); }
+  saveSoon() { session.saveSoon(this); }
+  saveNow() { session.saveNow(this); }
+  offerRestore() { session.offerRestore(this); }
+  share() { return session.share(this); }
 
   // -- actions -------------------------------------------------------------------
   async loadModel(source, { keepState = false } = {}) {
@@ -564,7 +504,7 @@ export class LensApp {
     this.wireUploads();
     const storage = $("#storage-panel", this.root);
     if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
-    for (const name of DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
+    for (const name of session.DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
     addEventListener("pagehide", () => this.saveNow());
     document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") this.saveNow(); });
     $("#interrupt", this.root)?.addEventListener("click", () => this.interrupt());
@@ -646,71 +586,6 @@ export class LensApp {
       Object.assign(this.state.selection, { probeDataset: dataset.value, probeComponent: component.value });
       this.probes().catch((error) => this.shown(error));
     });
-  }
-
-  // -- the saved session -------------------------------------------------------------
-  saveSoon() {
-    if (!this.autosave) return;
-    clearTimeout(this.saveTimer);
-    this.saveTimer = setTimeout(() => this.saveNow(), 250);
-  }
-
-  saveNow() {
-    if (!this.autosave) return;
-    clearTimeout(this.saveTimer);
-    const { repaired, ...state } = this.state;
-    const drafts = Object.fromEntries(DRAFT_FIELDS.map((name) => [name, $(`#${name}`, this.root).value]));
-    const problem = writeSession({ ...state, notebook: this.notebook.cells() }, drafts);
-    if (problem && problem !== this.saveProblem) {
-      this.message(`This session is not being saved in the browser (${problem}): share it or export the ` +
-        "notebook to keep it.", "warn");
-    }
-    this.saveProblem = problem;
-  }
-
-  // A message with a button that brings back the session a link replaced on screen.
-  offerRestore() {
-    const item = this.message("This link opened over your own session, which is kept:", "info");
-    const button = Object.assign(document.createElement("button"), { id: "restore-session",
-      textContent: "Restore my previous session" });
-    button.addEventListener("click", () => {
-      const [entry, ...rest] = previousSessions();
-      if (!entry) return;
-      this.saveNow();
-      setPrevious([readSession().entry, ...rest].filter(Boolean)); // the link's session, restorable in turn
-      item.remove();
-      this.openState(entry.state, { fromLink: false, drafts: entry.drafts }).catch((error) => this.shown(error));
-    });
-    item.insertBefore(button, item.lastChild);
-  }
-
-  async share() {
-    const state = { ...this.state, notebook: this.notebook.cells() };
-    validateState(state);
-    const result = await shareURL(state, location.href);
-    const out = $("#share-result", this.root);
-    if (result.url) {
-      out.replaceChildren(Object.assign(document.createElement("input"), { value: result.url, readOnly: true,
-        id: "share-url" }));
-      navigator.clipboard?.writeText(result.url).catch(() => {});
-    } else {
-      const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(result.file),
-        download: result.name, id: "share-file", textContent: `Download ${result.name}` });
-      const why = Object.assign(document.createElement("span"), { className: "share-note",
-        textContent: ` — this analysis is too large for a link (over ${MAX_LINK_LENGTH.toLocaleString("en")} ` +
-          "characters, more than mail and chat reliably keep); send the file: it opens with Open…" });
-      out.replaceChildren(link, why);
-    }
-    return result;
-  }
-
-  async openStateFile(file) {
-    if (!file) return;
-    try {
-      await this.openState(await readStateFile(file));
-    } catch (error) {
-      this.message(`Cannot open ${file.name}: ${error.message}`, "error");
-    }
   }
 }
 
