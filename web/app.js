@@ -1,9 +1,11 @@
 // The Lens: the app shell. It owns the state (./state.js), runs each action's Python in
 // the worker (./lens_calls.js through window.neuroscope.python), and draws the views
 // (./views/*, pure functions of their props) with render(). Every view shows the Python
-// call that produced it, copyable and runnable in the notebook. The session and share link
-// (./lens_session.js) are functions of the app; its methods of the same names call them.
+// call that produced it, copyable and runnable in the notebook. The bodies of the actions
+// (./lens_actions.js) and the session and share link (./lens_session.js) are functions of
+// the app; its methods of the same names call them.
 
+import * as actions from "./lens_actions.js";
 import * as calls from "./lens_calls.js";
 import * as session from "./lens_session.js";
 import { DatasetChoices } from "./datasets.js";
@@ -30,11 +32,6 @@ import * as TokensView from "./views/tokens.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
-// The views each action draws: a failed action shows its error in them.
-const ACTION_VIEWS = {
-  analysis: ["tokens", "attention", "logit_lens", "activations"], ablation: ["ablation"], patching: ["patching"],
-  attribution: ["attribution"], neurons: ["neurons"], probes: ["probes"], circuit: ["circuit"],
-};
 const EMPTY_RESULTS = { analysis: null, ablation: null, patching: null, attribution: null, neurons: null, probes: null,
   prompts: null, circuit: null, circuitAblation: null, hypothesis: null, patchingAverage: null };
 
@@ -126,159 +123,21 @@ export class LensApp {
     return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
   }
 
-  async analyze() {
-    const call = this.prepare("analysis", () => calls.analyze(this.state.prompt));
-    for (const view of ACTION_VIEWS.analysis) this.code[view] = call.code;
-    this.results.analysis = await this.run("analysis", call.run, call.globals);
-    const { n_layers: layers, n_heads: heads } = this.results.analysis.model;
-    const selection = this.state.selection;
-    selection.layer = Math.min(selection.layer, layers - 1);
-    selection.head = Math.min(selection.head, heads - 1);
-    this.results.ablation = null;
-    this.results.patching = null;
-    this.results.attribution = null;
-    this.draw();
-    if (this.state.view === "ablation") await this.ablate();
-    if (this.state.view === "patching") await this.patch();
-    if (this.state.view === "attribution") await this.attribute();
-    if (this.state.view === "neurons") await this.neurons();
-    if (this.state.view === "probes" && !this.results.probes) await this.probes();
-  }
-
-  async probes() {
-    const call = this.prepare("probes", () => calls.probes(this.state,
-      { datasets: this.datasets.probe(), components: PROBE_COMPONENTS }));
-    this.code.probes = call.code;
-    this.results.probes = await this.run("probes", call.run, call.globals);
-    this.draw();
-  }
-
-  async ablate() {
-    const call = this.prepare("ablation", () => calls.ablate(this.state));
-    this.code.ablation = call.code;
-    this.results.ablation = await this.run("ablation", call.run, call.globals);
-    this.state.interventions = this.results.ablation.spec ?? [];
-    this.draw();
-  }
-
-  async patch() {
-    const call = this.prepare("patching", () => calls.patch(this.state));
-    this.code.patching = call.code;
-    const pending = this.run("patching", call.run, call.globals);
-    this.draw(); // the attribution view's "Compare" button shows the sweep running
-    this.results.patching = await pending;
-    this.draw();
-  }
-
-  // Head patching averaged over the demo's IOI pairs (the page's workers share them); it does
-  // not depend on the prompt, so it stays until the model changes.
-  async patchAverage() {
-    const call = this.prepare("patching average", () => calls.patchDataset("demo/ioi", 64));
-    const pending = this.run("patching average", call.run, call.globals);
-    this.draw(); // the button shows the run
-    this.results.patchingAverage = await pending;
-    this.averageCode = call.code;
-    this.draw();
-  }
-
-  async attribute() {
-    const call = this.prepare("attribution", () => calls.attribute(this.state));
-    this.code.attribution = call.code;
-    this.results.attribution = await this.run("attribution", call.run, call.globals);
-    this.draw();
-  }
-
-  // The circuit view: find the circuit, then ablate clicked nodes / test a hypothesis on the same pairs.
-  async findCircuit() {
-    const call = this.prepare("circuit", () => calls.findCircuit(this.state, { datasets: this.datasets.circuit() }));
-    this.code.circuit = call.code;
-    this.results.circuit = null;
-    this.results.circuitAblation = null;
-    this.state.selection.circuitAblated = [];
-    this.draw();
-    this.results.circuit = await this.run("circuit", call.run, call.globals);
-    this.draw();
-  }
-
-  async toggleCircuitNode(label) {
-    const list = this.state.selection.circuitAblated;
-    const index = list.indexOf(label);
-    if (index >= 0) list.splice(index, 1);
-    else list.push(label);
-    if (!list.length) {
-      this.results.circuitAblation = null;
-      this.draw();
-      return;
-    }
-    const call = this.prepare("circuit ablation", () => calls.ablateComponents(this.state,
-      { datasets: this.datasets.circuit() }));
-    this.code.circuit = call.code;
-    this.draw();
-    this.results.circuitAblation = await this.run("circuit ablation", call.run, call.globals);
-    this.draw();
-  }
-
-  async testHypothesis() {
-    const call = this.prepare("hypothesis", () => calls.testHypothesis(this.state,
-      { datasets: this.datasets.circuit() }));
-    this.code.circuit = call.code;
-    this.draw();
-    this.results.hypothesis = await this.run("hypothesis", call.run, call.globals);
-    this.draw();
-  }
-
-  // "Export paper": the circuit and the hypotheses tested since, as a .zip of main.tex,
-  // references.bib, the figures and the share file (neuroscope.lens.export_paper).
-  async exportPaper() {
-    const title = $("#paper-title", this.root).value.trim() || "A circuit found with NeuroScope";
-    const base = location.href.split("#")[0];
-    const call = this.prepare("paper", () => calls.exportPaper(title, base));
-    const result = await this.run("paper", call.run, call.globals);
-    const bytes = Uint8Array.from(atob(result.zip_base64), (c) => c.charCodeAt(0));
-    const link = Object.assign(document.createElement("a"), { id: "paper-download", download: result.name,
-      href: URL.createObjectURL(new Blob([bytes], { type: "application/zip" })),
-      textContent: `Download ${result.name}` });
-    $("#paper-result", this.root).replaceChildren(link, ` (${result.files.join(", ")})`);
-    link.click();
-    return result;
-  }
-
-  async neurons() {
-    const { neuronLayer, neuron } = this.state.selection;
-    const { neuronDataset } = this.state.selection;
-    const call = this.prepare("neurons", () => calls.neurons(neuronLayer, neuron, neuronDataset,
-      this.datasets.neuron()));
-    this.code.neurons = call.code;
-    this.results.neurons = await this.run("neurons", call.run, call.globals);
-    this.draw();
-  }
-
-  async showView(view) {
-    this.state.view = view;
-    this.draw();
-    if (view === "ablation" && !this.results.ablation) await this.ablate();
-    if (view === "patching" || view === "attribution") {
-      if (!this.results.prompts) this.loadDemoPrompts();
-      if (view === "patching" && !this.results.patching) await this.patch();
-      if (view === "attribution" && !this.results.attribution) await this.attribute();
-    }
-    if (view === "neurons" && !this.results.neurons) await this.neurons();
-    if (view === "probes" && !this.results.probes) await this.probes();
-    if (view === "circuit" && !this.results.circuit && !this.busy.has("circuit")) await this.findCircuit();
-  }
-
-  async loadDemoPrompts() {
-    try {
-      const examples = await this.neuroscope.python(calls.demoPrompts().run);
-      // Labels say what each is ("IOI: ...", "Fact: ...", "Induction: ...").
-      this.results.prompts = [...(examples.induction ?? []), ...examples.ioi, ...examples.facts];
-      const select = $("#examples", this.root);
-      select.replaceChildren(new Option("Examples…", ""), ...this.results.prompts.map((item, index) =>
-        new Option(item.label ?? item.clean, String(index))));
-    } catch (error) {
-      this.message(`No example prompts: ${error.message}`, "warn");
-    }
-  }
+  // The actions (./lens_actions.js).
+  analyze() { return actions.analyze(this); }
+  probes() { return actions.probes(this); }
+  ablate() { return actions.ablate(this); }
+  patch() { return actions.patch(this); }
+  patchAverage() { return actions.patchAverage(this); }
+  attribute() { return actions.attribute(this); }
+  findCircuit() { return actions.findCircuit(this); }
+  toggleCircuitNode(label) { return actions.toggleCircuitNode(this, label); }
+  testHypothesis() { return actions.testHypothesis(this); }
+  exportPaper() { return actions.exportPaper(this); }
+  neurons() { return actions.neurons(this); }
+  showView(view) { return actions.showView(this, view); }
+  loadDemoPrompts() { return actions.loadDemoPrompts(this); }
+  toggleAblation(unit) { return actions.toggleAblation(this, unit); }
 
   // The call of an action, built from the state; a value it refuses is shown and rethrown.
   prepare(what, make) {
@@ -347,7 +206,7 @@ export class LensApp {
     const view = this.state.view;
     if (view === "notebook") return;
     const el = $(`.panel[data-view="${view}"] .view`, this.root);
-    const action = Object.keys(ACTION_VIEWS).find((name) => ACTION_VIEWS[name].includes(view));
+    const action = Object.keys(actions.ACTION_VIEWS).find((name) => actions.ACTION_VIEWS[name].includes(view));
     const failure = this.failures[action] ?? (action !== "analysis" ? this.failures.analysis : null);
     const props = failure ? null : this.props(view);
     const waiting = (view === "patching" || view === "attribution" || view === "circuit") && !this.results[view];
@@ -375,16 +234,6 @@ export class LensApp {
   // The props of `view` from the latest results and the selection (null: nothing yet).
   props(view, results = this.results) {
     return viewProps(this, view, results);
-  }
-
-  toggleAblation(unit) {
-    const list = this.state.selection.ablations;
-    const same = (item) => item.layer === unit.layer && (unit.mlp ? item.mlp : item.head === unit.head);
-    const index = list.findIndex(same);
-    if (index >= 0) list.splice(index, 1);
-    else list.push({ ...unit, kind: this.state.selection.ablationKind });
-    for (const item of list) item.kind = this.state.selection.ablationKind;
-    return this.ablate();
   }
 
   // A notebook view cell: the value of its code drawn by the named view.
