@@ -2,11 +2,12 @@
 // the worker (./lens_calls.js through window.neuroscope.python), and draws the views
 // (./views/*, pure functions of their props) with render(). Every view shows the Python
 // call that produced it, copyable and runnable in the notebook. The bodies of the actions
-// (./lens_actions.js) and the session and share link (./lens_session.js) are functions of
-// the app; its methods of the same names call them.
+// (./lens_actions.js), the session and share link (./lens_session.js) and the controls'
+// wiring (./lens_forms.js) are functions of the app; its methods of the same names call them.
 
 import * as actions from "./lens_actions.js";
 import * as calls from "./lens_calls.js";
+import * as forms from "./lens_forms.js";
 import * as session from "./lens_session.js";
 import { DatasetChoices } from "./datasets.js";
 import { ModelPanel } from "./models.js";
@@ -14,9 +15,7 @@ import { Notebook } from "./notebook.js";
 import { render } from "./render.js";
 import { viewProps } from "./view_props.js";
 import { Requests } from "./requests.js";
-import { mountStoragePanel } from "./storage_panel.js";
-import { CIRCUIT_METHODS, defaultState, PROBE_COMPONENTS, repairMessage, repairState, VIEW_TITLES,
-  VIEWS } from "./state.js";
+import { defaultState, repairMessage, repairState } from "./state.js";
 import { weightsHash } from "../worker/weights.js";
 import * as AblationView from "./views/ablation.js";
 import * as ActivationsView from "./views/activations.js";
@@ -293,149 +292,9 @@ export class LensApp {
     render(el, ProgressView, { label, done: event.done, total: event.total, bytes: event.stage === "download" });
   }
 
-  // -- inputs --------------------------------------------------------------------
-  syncInputs() {
-    for (const name of ["prompt", "corrupted", "answer", "wrong"]) $(`#${name}`, this.root).value = this.state[name] ?? "";
-    this.datasets.fill();
-    if ($("#probe-component", this.root)) $("#probe-component", this.root).value = this.state.selection.probeComponent;
-    const selection = this.state.selection;
-    if ($("#circuit-method", this.root)) {
-      $("#circuit-method", this.root).value = selection.circuitMethod;
-      $("#circuit-threshold", this.root).value = String(selection.circuitThreshold);
-      $("#circuit-count", this.root).value = String(selection.circuitCount);
-      $("#hypothesis-text", this.root).value = selection.hypothesis;
-    }
-  }
-
-  wire() {
-    const tabs = $("#tabs", this.root);
-    tabs.replaceChildren(...VIEWS.map((view) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.dataset.view = view;
-      button.setAttribute("role", "tab");
-      button.textContent = VIEW_TITLES[view];
-      button.addEventListener("click", () => this.showView(view).catch((error) => this.shown(error)));
-      return button;
-    }));
-    $("#prompt-form", this.root).addEventListener("submit", (event) => {
-      event.preventDefault();
-      for (const name of ["prompt", "corrupted", "answer", "wrong"]) this.state[name] = $(`#${name}`, this.root).value;
-      this.analyze().catch((error) => this.shown(error));
-    });
-    $("#examples", this.root).addEventListener("change", (event) => {
-      const item = this.results.prompts?.[Number(event.target.value)];
-      if (!item) return;
-      Object.assign(this.state, { prompt: item.clean, corrupted: item.corrupted, answer: item.answer,
-        wrong: item.wrong });
-      this.syncInputs();
-      this.analyze().catch((error) => this.shown(error));
-    });
-    $("#neuron-form", this.root).addEventListener("submit", (event) => {
-      event.preventDefault();
-      const layer = Number($("#neuron-layer", this.root).value);
-      const neuron = Number($("#neuron-index", this.root).value);
-      const info = this.modelInfo ?? {};
-      const bad = [["layer", layer, info.n_layers], ["neuron", neuron, info.d_mlp]]
-        .filter(([, value, size]) => !Number.isSafeInteger(value) || value < 0 || (size && value >= size));
-      if (bad.length) {
-        this.message(bad.map(([what, value, size]) => `The neuron view's ${what} ${JSON.stringify(value)} is not ` +
-          `an integer in 0-${(size ?? 1) - 1}`).join("; "), "error");
-        return;
-      }
-      Object.assign(this.state.selection, { neuronLayer: layer, neuron,
-        neuronDataset: $("#neuron-dataset", this.root)?.value ?? "sample" });
-      this.neurons().catch((error) => this.shown(error));
-    });
-    $("#share", this.root).addEventListener("click", () => this.share());
-    this.wireProbeForm();
-    this.wireCircuitForms();
-    this.wireUploads();
-    const storage = $("#storage-panel", this.root);
-    if (storage) this.storage = mountStoragePanel(storage, { message: (text, level) => this.message(text, level) });
-    for (const name of session.DRAFT_FIELDS) $(`#${name}`, this.root).addEventListener("input", () => this.saveSoon());
-    addEventListener("pagehide", () => this.saveNow());
-    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") this.saveNow(); });
-    $("#interrupt", this.root)?.addEventListener("click", () => this.interrupt());
-    $("#restart", this.root)?.addEventListener("click", () => this.restart().catch((error) => this.shown(error)));
-    this.neuroscope.onWorkerLost?.((payload) => this.restart(`${payload.message}. Restarting it: the model ` +
-      "reloads from the cache; the notebook is kept.").catch((error) => this.shown(error)));
-    $("#open-state", this.root).addEventListener("change", (event) => this.openStateFile(event.target.files[0]));
-    for (const panel of this.root.querySelectorAll(".panel[data-view]")) {
-      const view = panel.dataset.view;
-      panel.querySelector(".copy")?.addEventListener("click", () =>
-        navigator.clipboard?.writeText(this.code[view] ?? "").catch(() => {}));
-      panel.querySelector(".to-notebook")?.addEventListener("click", () => {
-        this.notebook.addCell({ type: "view", view, source: this.code[view] ?? "" });
-        this.showView("notebook");
-      });
-    }
-  }
-
-  // "Upload…" in the probe and neuron forms: the file is checked and kept (./datasets.js),
-  // then the view runs on it.
-  wireUploads() {
-    for (const [input, field, action] of [["#probe-upload", "probeDataset", () => this.probes()],
-      ["#neuron-upload", "neuronDataset", () => this.neurons()],
-      ["#circuit-upload", "circuitDataset", () => this.findCircuit()]]) {
-      $(input, this.root)?.addEventListener("change", async (event) => {
-        const file = event.target.files[0];
-        event.target.value = "";
-        if (!file) return;
-        try {
-          await this.datasets.upload(file, field);
-          await action();
-        } catch (error) {
-          this.shown(error);
-        }
-      });
-    }
-  }
-
-  wireCircuitForms() {
-    const method = $("#circuit-method", this.root);
-    if (!method) return;
-    method.replaceChildren(...CIRCUIT_METHODS.map((name) => new Option(name.replace("_", " "), name)));
-    method.value = this.state.selection.circuitMethod;
-    $("#circuit-form", this.root).addEventListener("submit", (event) => {
-      event.preventDefault();
-      const threshold = Number($("#circuit-threshold", this.root).value);
-      const count = Number($("#circuit-count", this.root).value);
-      if (!(threshold >= 0 && threshold <= 1) || !Number.isSafeInteger(count) || count < 1 || count > 200) {
-        this.message(`The circuit form needs a threshold in 0-1 and 1-200 pairs, not ${JSON.stringify(
-          $("#circuit-threshold", this.root).value)} and ${JSON.stringify($("#circuit-count", this.root).value)}`,
-        "error");
-        return;
-      }
-      Object.assign(this.state.selection, { circuitDataset: $("#circuit-dataset", this.root).value,
-        circuitMethod: method.value, circuitThreshold: threshold, circuitCount: count });
-      this.findCircuit().catch((error) => this.shown(error));
-    });
-    $("#circuit-cancel", this.root).addEventListener("click", () => {
-      if (!this.requests.cancel()) {
-        this.message("The search cannot be cancelled here: the page is not cross-origin isolated (no shared " +
-          "memory with the worker). Restart stops it; the model reloads from the cache.", "warn");
-      }
-    });
-    $("#hypothesis-form", this.root).addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.state.selection.hypothesis = $("#hypothesis-text", this.root).value;
-      this.testHypothesis().catch((error) => this.shown(error));
-    });
-    $("#export-paper", this.root).addEventListener("click", () => this.exportPaper().catch((error) => this.shown(error)));
-  }
-
-  wireProbeForm() {
-    const dataset = $("#probe-dataset", this.root), component = $("#probe-component", this.root);
-    if (!dataset) return;
-    this.datasets.fill();
-    component.replaceChildren(...PROBE_COMPONENTS.map((name) => new Option(name, name)));
-    $("#probe-form", this.root).addEventListener("submit", (event) => {
-      event.preventDefault();
-      Object.assign(this.state.selection, { probeDataset: dataset.value, probeComponent: component.value });
-      this.probes().catch((error) => this.shown(error));
-    });
-  }
+  // -- inputs (./lens_forms.js) -----------------------------------------------------
+  syncInputs() { forms.syncInputs(this); }
+  wire() { forms.wire(this); }
 }
 
 const VIEW_MODULES = {
