@@ -219,15 +219,7 @@ stats = lambda: json.loads(js.JSON.stringify(neuroscope_js.bridge.backend.graphs
 before = stats()
 model = TransformerModel.from_huggingface(location)
 runs = [model(tokens).tolist() for _ in range(2)]
-after = stats()
-seen = {}
-def record(activation, hook):
-    seen[hook.name] = activation.tolist()  # a read at each: q, k and v in graphs of their own
-names = ["blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_v"]
-hooked = model.run_with_hooks(tokens, fwd_hooks=[(name, record) for name in names]).tolist()
-logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-{"runs": runs, "before": before, "after": after, "hooked": hooked, "logits": logits.tolist(),
- "seen": [seen[name] for name in names], "cached": [cache[name].tolist() for name in names]}
+{"runs": runs, "before": before, "after": stats()}
 """
 
 
@@ -257,12 +249,7 @@ def test_weights_a_model_makes_at_load_are_baked(cpu_page, site, reference_dir, 
     # W_Q, W_K, W_V, W_O, W_in, W_out and the tied unembedding (W_E, transposed).
     assert after["bakedWeights"] - before["bakedWeights"] == 7, (before, after)
     assert after["fedWeights"] == before["fedWeights"] and after["failures"] == 0, (before, after)
-    # Q, K and V of one input: one MatMul by the three weights side by side, split; the
-    # same bits as each on its own (a hook reading q, k and v splits the graph between them).
-    assert after["fusedMatmuls"] - before["fusedMatmuls"] == 3, (before, after)
     assert got["runs"][1] == got["runs"][0], "a rerun gave other values"
-    assert got["hooked"] == got["runs"][0] == got["logits"], "q, k and v one by one changed the logits' bits"
-    assert got["cached"] == got["seen"], "q, k or v differ between one matmul and three"
     want = TransformerModel.from_huggingface(str(folder))(tokens).numpy()
     np.testing.assert_allclose(np.asarray(got["runs"][0]), want, rtol=TOLERANCE, atol=TOLERANCE)
 

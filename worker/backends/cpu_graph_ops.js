@@ -141,44 +141,6 @@ function emitMatmul(g, p, [out], t) {
   g.add("MatMul", [a, b], {}, out);
 }
 
-// Matmuls of one left operand (rank > 2, as `linear` passes it) by baked weights: a
-// transformer's Q, K and V, a gated MLP's gate and input. Returns op index -> the indices
-// of its group, for groups of two or more.
-function siblingMatmuls(ops, bakedById) {
-  const groups = new Map(); // left operand's id -> op indices
-  ops.forEach(({ op, params, outs, shapes }, index) => {
-    if (op !== "matmul" || params.transpose_a || params.transpose_b || !outs[0] || shapes.a.shape.length <= 2 ||
-      shapes.b.shape.length !== 2 || !bakedById.has(params.b.tensor)) return;
-    if (!groups.has(params.a.tensor)) groups.set(params.a.tensor, []);
-    groups.get(params.a.tensor).push(index);
-  });
-  const members = new Map();
-  for (const group of groups.values()) if (group.length > 1) for (const index of group) members.set(index, group);
-  return members;
-}
-
-// Sibling matmuls as one MatMul by their weights side by side, split into each product:
-// onnxruntime runs one wider GEMM, which threads better, and each product keeps the bits
-// of its own MatMul (every output column sums the same terms in the same order; checked
-// by tests/browser/test_cpu_graphs.py). The joined weight is baked; the weights alone are
-// written only if another node reads them.
-function emitSiblingMatmuls(g, items) {
-  const rows = items[0].shapes.b.shape[0];
-  const widths = items.map((item) => item.shapes.b.shape[1]);
-  const total = widths.reduce((sum, width) => sum + width, 0);
-  const joined = new Float32Array(rows * total);
-  let column = 0;
-  items.forEach((item, i) => {
-    const weight = g.bakedById.get(item.params.b.tensor);
-    for (let r = 0; r < rows; r++) joined.set(weight.subarray(r * widths[i], (r + 1) * widths[i]), r * total + column);
-    column += widths[i];
-  });
-  const name = g.fresh();
-  g.initializers.push(floatTensor(name, [rows, total], joined));
-  g.addOutputs("Split", [g.add("MatMul", [g.ref(items[0].params.a), name]), g.ints(widths)],
-    items.map((item) => item.outs[0]), { axis: -1 });
-}
-
 function emitLayerNorm(g, p, [out], t) {
   const size = t.x.shape[t.x.shape.length - 1];
   const scale = p.weight ? g.ref(p.weight) : g.floats([size], new Float32Array(size).fill(1));
@@ -256,28 +218,11 @@ export class GraphBuilder {
     this.constants = new Map();
     this.names = new Map(); // tensor id -> value name
     this.baked = baked; // slot -> array baked in as an initializer
-    this.bakedById = new Map(); // tensor id -> that array
-    this.unread = new Map(); // name -> the initializer of a baked weight, until a node reads it
-    this.fused = 0; // matmuls emitted as part of one over their weights side by side
     for (const [slot, external] of plan.externals.entries()) {
       const name = `x${slot}`;
       this.names.set(external.id, name);
-      if (!baked.has(slot)) continue;
-      this.bakedById.set(external.id, baked.get(slot));
-      this.unread.set(name, floatTensor(name, external.shape, baked.get(slot)));
+      if (baked.has(slot)) this.initializers.push(floatTensor(name, external.shape, baked.get(slot)));
     }
-  }
-
-  // The graph's nodes for each planned op in order; sibling matmuls as one.
-  emitOps() {
-    const { ops } = this.plan;
-    const siblings = siblingMatmuls(ops, this.bakedById);
-    ops.forEach((item, index) => {
-      const group = siblings.get(index);
-      if (!group) OPS[item.op].emit(this, item.params, item.outs, item.shapes);
-      else if (group[0] === index) emitSiblingMatmuls(this, group.map((member) => ops[member]));
-    });
-    this.fused = siblings.size;
   }
 
   fresh() {
@@ -285,13 +230,7 @@ export class GraphBuilder {
   }
 
   ref(value) {
-    const name = this.names.get(value.tensor);
-    const initializer = this.unread.get(name);
-    if (initializer) { // a weight's initializer is written only when a node reads it
-      this.initializers.push(initializer);
-      this.unread.delete(name);
-    }
-    return name;
+    return this.names.get(value.tensor);
   }
 
   operand(value) {
@@ -304,11 +243,6 @@ export class GraphBuilder {
     const name = out ? this.outputName(out) : this.fresh();
     this.nodes.push(node(opType, inputs, [name], attributes, domain));
     return name;
-  }
-
-  // A node with several results, named after op outputs `outs`.
-  addOutputs(opType, inputs, outs, attributes = {}) {
-    this.nodes.push(node(opType, inputs, outs.map((out) => this.outputName(out)), attributes));
   }
 
   // Names op output `out` after `name`, a value that is not a graph output (a reshape's).
