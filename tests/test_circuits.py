@@ -160,7 +160,7 @@ def test_a_parallel_model_has_no_same_layer_head_to_mlp_edges(reference_dir):
     edges = set(runs.all_edges(cfg))
     assert (runs.head(0, 0), runs.mlp(0)) not in edges and (runs.head(0, 0), runs.mlp(1)) in edges
     with pytest.raises(ValueError, match="not an edge"):
-        runs._EdgeRun(runs.PromptPairs(ns.TransformerModel.from_huggingface(reference_dir("gpt_neox")),
+        runs.EdgeRun(runs.PromptPairs(ns.TransformerModel.from_huggingface(reference_dir("gpt_neox")),
                                        [{"prompt": [1, 2, 3], "corrupted_prompt": [1, 4, 3], "answer": 3,
                                          "incorrect": 5}]), [{(runs.head(0, 0), runs.mlp(0))}], set())
 

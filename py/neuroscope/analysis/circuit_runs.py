@@ -22,9 +22,6 @@ from .circuit_graph import (
 )
 from .circuit_pairs import TOKENS_PER_FORWARD, ExampleError, PromptPairs, as_records
 
-# The class's name before it moved to circuit_edges; tests/test_circuits.py builds one by it.
-_EdgeRun = EdgeRun
-
 __all__ = ["EMBED", "LOGITS", "TOKENS_PER_FORWARD", "EdgeRun", "ExampleError", "PromptPairs", "all_edges",
            "as_records", "components", "downstream_nodes", "head", "head_outputs", "mlp", "n_upstream_before",
            "reader", "readers", "upstream_nodes"]
