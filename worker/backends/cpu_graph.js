@@ -40,8 +40,16 @@ const MAX_SEGMENT_WEIGHT_BYTES = 384 * 2 ** 20;
 const BAKE_MIN_ELEMENTS = 1 << 16; // a matmul's right operand this large is baked (a weight)
 // The graphs are emitted as they should run (Gemm for x @ W, no Identity nodes), so
 // onnxruntime's graph optimisers are off: they added 2-4 s to compiling
-// GPT-2 small (1.4 s without) and nothing measurable to a run.
-const SESSION_OPTIONS = { executionProviders: ["wasm"], graphOptimizationLevel: "disabled", logSeverityLevel: 3 };
+// GPT-2 small (1.4 s without) and nothing measurable to a run. The intra-op threads do
+// not spin when a run ends: spinning, they kept a core from the worker's own thread
+// while it copied the fetched values out and Python went on (GPT-2 small, 2 threads:
+// run_with_cache of every hook 630 vs 672 ms, a plain forward the same).
+const SESSION_OPTIONS = {
+  executionProviders: ["wasm"],
+  graphOptimizationLevel: "disabled",
+  logSeverityLevel: 3,
+  extra: { session: { intra_op: { allow_spinning: "0" } } },
+};
 
 // Plans, compiles and runs segments for one CpuBackend.
 export class SegmentGraphs {
