@@ -9,6 +9,7 @@ an exception as ``{pyType, message, traceback}``. See worker/protocol.js.
 """
 
 import io
+import signal
 import sys
 import traceback
 from array import array
@@ -18,11 +19,18 @@ import js
 from pyodide.code import eval_code_async
 from pyodide.ffi import JsProxy, jsnull, to_js
 
+from neuroscope.backends.js_backend import on_interrupt
+
 FILENAME = "<neuroscope>"
 CELL_FILENAME = "<cell>"
 namespace = {"__name__": "__main__"}
 _kernels = {"backend": None, "bridge": None}
 _TYPECODES = {"float32": "f", "int64": "i", "int32": "i", "bool": "B", "uint8": "B"}
+
+
+# The page's Interrupt arrives as SIGINT (Pyodide's interrupt buffer): raised once, never
+# lost in a wait on the device (see the handler).
+signal.signal(signal.SIGINT, on_interrupt)
 
 
 def install_backend(bridge, name):

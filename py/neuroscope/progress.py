@@ -38,7 +38,7 @@ def _browser_progress():
     return getattr(neuroscope_js, "progress", None)
 
 
-def _browser_interrupted():
+def browser_interrupted():
     """The worker's check for an interrupt Python has not raised yet, or None outside the browser."""
     try:
         import neuroscope_js
@@ -55,7 +55,7 @@ def progress_reporter(progress, label):
         host = _browser_progress()
         if not host:
             return ProgressBar(label)
-        interrupted = _browser_interrupted()
+        interrupted = browser_interrupted()
 
         def report(done, total):
             if interrupted is not None and interrupted():

@@ -16,6 +16,7 @@ and the session saved as it changes.
 import os
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .pages import BOOT_TIMEOUT_MS, new_page, site  # noqa: F401 (fixture)
 from .test_app import ANALYSED, DEMO, open_app, show
@@ -73,6 +74,52 @@ def test_interrupt_stops_a_runaway_cell_and_keeps_the_namespace(lens):
     # An interrupt sent while nothing runs does not hit the next call.
     assert lens.evaluate("window.neuroscope.interrupt()") is True
     assert lens.evaluate("window.neuroscope.python('1 + 1')") == 2
+
+
+MODEL_LOOP = "while True:\n    model(model.to_tokens('When Mary and John went')).tolist()"
+
+
+def test_interrupt_stops_a_cell_that_loops_over_model_calls(lens):
+    # Python waits on the device at each readback (Pyodide's run_sync): an interrupt
+    # arriving then must not be lost, though nothing in the loop reports progress.
+    show(lens, "notebook")
+    cell = add_code_cell(lens, MODEL_LOOP)
+    cell.locator("button.run").click()
+    lens.wait_for_function("() => window.neuroscope.app.busy.has('notebook cell')")
+    lens.wait_for_timeout(1500)  # well into the loop: many forwards and readbacks
+    lens.click("#interrupt")
+    lens.wait_for_function("() => document.querySelector('#notebook .cell:last-child .output').innerText"
+                           ".includes('KeyboardInterrupt')", timeout=30_000)
+    lens.wait_for_function("() => !window.neuroscope.app.busy.has('notebook cell')")
+    assert lens.evaluate("window.neuroscope.python('model(model.to_tokens(\"a b\")).shape[1]')") == 3  # BOS, a, b
+
+
+CAUGHT = """try:
+    while True:
+        pass
+except KeyboardInterrupt:
+    after = model(model.to_tokens('a b')).tolist()[0][-1][0]
+print('went on', type(after).__name__)"""
+
+
+def test_an_interrupt_raised_once_is_not_raised_again_at_the_next_readback(lens):
+    # Raised by Python's own check (a pure-Python loop), caught by the cell: the readbacks
+    # that follow in the same cell run, the interrupt spent.
+    show(lens, "notebook")
+    cell = add_code_cell(lens, CAUGHT)
+    cell.locator("button.run").click()
+    lens.wait_for_function("() => window.neuroscope.app.busy.has('notebook cell')")
+    lens.click("#interrupt")
+    try:
+        lens.wait_for_function("() => !window.neuroscope.app.busy.has('notebook cell')", timeout=10_000)
+    except PlaywrightTimeout:
+        # Rarely (about 1 run in 10 here, with or without this handler) Pyodide's check of
+        # its interrupt buffer misses a pure-Python loop's interrupt altogether; a second
+        # one stops it. Still in the loop, so the first was not raised and then caught.
+        lens.click("#interrupt")
+        lens.wait_for_function("() => !window.neuroscope.app.busy.has('notebook cell')", timeout=30_000)
+    output = lens.inner_text("#notebook .cell:last-child .output")
+    assert "went on float" in output and "KeyboardInterrupt" not in output, output
 
 
 def test_restart_makes_a_new_worker_reloads_the_model_and_keeps_the_notebook(lens):

@@ -27,11 +27,37 @@ import json
 import math
 from array import array
 
+from ..progress import browser_interrupted
 from .base import Backend
 from .host_buffer import HostRange
 from .ops import ALLOCATORS, lookup
 
 _TYPECODES = {"float32": "f", "int64": "i", "int32": "i", "bool": "B", "uint8": "B"}
+
+
+# Interrupts in the worker. The page's Interrupt sets a pending flag, then Pyodide's
+# interrupt buffer (SIGINT). Python's own check of the buffer can fall inside a wait on the
+# device (run_sync), where a KeyboardInterrupt raised is lost; so the SIGINT handler raises
+# only outside those waits (spending the flag), and each wait ends by raising a flag still
+# pending. An interrupt is raised once, wherever it lands.
+_waits = [0]  # run_sync waits in progress
+
+
+def on_interrupt(signum, frame):
+    """The worker's SIGINT handler (worker/session.py installs it)."""
+    if _waits[0]:
+        return  # the wait's end raises it
+    spend = browser_interrupted()
+    if spend is not None:
+        spend()
+    raise KeyboardInterrupt
+
+
+def _raise_pending_interrupt():
+    """KeyboardInterrupt if the page asked to interrupt and Python has not raised it yet."""
+    interrupted = browser_interrupted()
+    if interrupted is not None and interrupted():
+        raise KeyboardInterrupt("interrupted while waiting on the device")
 
 
 class JsHandle:
@@ -87,10 +113,22 @@ class JsBackend(Backend):
             return handle
         return self._upload(buffer, source_dtype, shape, dtype)
 
+    def _read(self, handle):
+        """The device data of ``handle`` (a typed array), waited for with ``run_sync``; an
+        interrupt that came during the wait is raised after it (see ``on_interrupt``), so a
+        loop of model calls stops at its next readback, with no progress bar to check."""
+        from pyodide.ffi import run_sync
+        _waits[0] += 1
+        try:
+            data = run_sync(self._bridge.read(handle.id))
+        finally:
+            _waits[0] -= 1
+        _raise_pending_interrupt()
+        return data
+
     def raw_bytes(self, handle):
         """``(safetensors dtype, bytes)`` of the device data (int64 is int32 on the device)."""
-        from pyodide.ffi import run_sync
-        return _DEVICE_SOURCE[handle.dtype], run_sync(self._bridge.read(handle.id)).to_bytes()
+        return _DEVICE_SOURCE[handle.dtype], self._read(handle).to_bytes()
 
     async def raw_bytes_async(self, handle):
         return _DEVICE_SOURCE[handle.dtype], (await self._bridge.read(handle.id)).to_bytes()
@@ -109,8 +147,7 @@ class JsBackend(Backend):
         return self._run(ALLOCATORS["arange"], [((max(stop - start, 0),), dtype)], {"start": start})[0]
 
     def to_list(self, handle):
-        from pyodide.ffi import run_sync
-        return self._unpack(handle, run_sync(self._bridge.read(handle.id)))
+        return self._unpack(handle, self._read(handle))
 
     async def to_list_async(self, handle):
         return self._unpack(handle, await self._bridge.read(handle.id))
