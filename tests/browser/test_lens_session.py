@@ -4,7 +4,9 @@ and the session saved as it changes.
 * ``while True: pass`` in a notebook cell: the busy indicator names it, a main Run queues
   behind it, Interrupt raises KeyboardInterrupt in it (the page is cross-origin isolated, so
   the worker shares an interrupt buffer), the queued analysis then runs, and the namespace
-  is kept.
+  is kept. A cell looping over model calls (no progress to check) stops too, at its next
+  readback; an interrupt raised and caught in a cell is not raised again by the readbacks
+  that follow.
 * Restart (while a cell runs forever): a new worker, the model reloaded from IndexedDB, the
   notebook's cells kept, the old namespace gone.
 * A worker that closes itself (as one killed by the browser would vanish) is noticed
