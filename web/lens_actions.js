@@ -98,20 +98,20 @@ export async function toggleCircuitNode(app, label) {
     app.draw();
     return;
   }
-  const call = app.prepare("circuit ablation", () => calls.ablateComponents(app.state,
-    { datasets: app.datasets.circuit() }));
-  app.code.circuit = call.code;
-  app.draw();
-  app.results.circuitAblation = await app.run("circuit ablation", call.run, call.globals);
-  app.draw();
+  await circuitCall(app, "circuit ablation", calls.ablateComponents, "circuitAblation");
 }
 
 export async function testHypothesis(app) {
-  const call = app.prepare("hypothesis", () => calls.testHypothesis(app.state,
-    { datasets: app.datasets.circuit() }));
+  await circuitCall(app, "hypothesis", calls.testHypothesis, "hypothesis");
+}
+
+// A call of the circuit tab on its datasets: its Python shown there, its result kept as
+// app.results[key].
+async function circuitCall(app, label, make, key) {
+  const call = app.prepare(label, () => make(app.state, { datasets: app.datasets.circuit() }));
   app.code.circuit = call.code;
   app.draw();
-  app.results.hypothesis = await app.run("hypothesis", call.run, call.globals);
+  app.results[key] = await app.run(label, call.run, call.globals);
   app.draw();
 }
 
