@@ -31,7 +31,7 @@ import { createTokenizer } from "./tokenizer.js";
 import { fetchWeights, forgetWeights } from "./weights.js";
 
 const here = (path) => new URL(path, import.meta.url).href;
-const state = { booting: null, pyodide: null, session: null, info: null, interrupt: null };
+const state = { booting: null, pyodide: null, session: null, info: null, interrupt: null, running: new Set() };
 
 serveRequests(self, {
   boot: (args, ctx) => (state.booting ??= boot(args, ctx)),
@@ -191,12 +191,16 @@ async function runPython({ code, globals = null, seq = 0 }) {
   // undefined arrives as None (null would be jsnull). Awaiting the coroutine's proxy
   // destroys it (Pyodide), and the reply is a plain JS object (to_js): no proxy outlives the call.
   let reply;
+  state.running.add(seq);
   try {
     reply = await state.session.run(code, globals ?? undefined);
   } finally {
-    // An interrupt is for the calls sent before it: once the last of them is done, one that
-    // no Python consumed (it came as a call ended) must not hit a later call.
-    if (state.interrupt && seq >= Atomics.load(state.interrupt, 1)) {
+    state.running.delete(seq);
+    // An interrupt is for the calls sent before it: once none of them runs any more (calls
+    // interleave at their awaits), one that no Python consumed (it came as a call ended)
+    // must not hit a later call.
+    const last = state.interrupt ? Atomics.load(state.interrupt, 1) : 0;
+    if (state.interrupt && ![...state.running].some((running) => running <= last)) {
       Atomics.store(state.interrupt, 0, 0);
       Atomics.store(state.interrupt, 2, 0);
     }

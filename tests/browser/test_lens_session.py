@@ -115,9 +115,9 @@ def test_an_interrupt_raised_once_is_not_raised_again_at_the_next_readback(lens)
     try:
         lens.wait_for_function("() => !window.neuroscope.app.busy.has('notebook cell')", timeout=10_000)
     except PlaywrightTimeout:
-        # Rarely (about 1 run in 10 here, with or without this handler) Pyodide's check of
-        # its interrupt buffer misses a pure-Python loop's interrupt altogether; a second
-        # one stops it. Still in the loop, so the first was not raised and then caught.
+        # Rarely (1 click in ~60 here, clicked as the cell starts) the first interrupt never
+        # reaches Python's handler; a second one stops the loop. The cell is still in its
+        # loop then, so the first was not raised and caught.
         lens.click("#interrupt")
         lens.wait_for_function("() => !window.neuroscope.app.busy.has('notebook cell')", timeout=30_000)
     output = lens.inner_text("#notebook .cell:last-child .output")
