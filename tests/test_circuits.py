@@ -282,6 +282,50 @@ def test_a_dataset_and_lens_pairs_are_accepted(demo):
     assert len(pairs) == 3
 
 
+
+class _OneTokenLonger:
+    """A tokenizer that encodes texts containing ``word`` one token longer (so fact pairs about
+    it are no longer of equal length)."""
+
+    def __init__(self, tokenizer, word):
+        self.tokenizer, self.word = tokenizer, word
+
+    def encode(self, text, add_special_tokens=True):
+        ids = self.tokenizer.encode(text, add_special_tokens)
+        return ids + ids[-1:] if self.word in text else ids
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_builtin_fact_pairs_are_built_once_per_model_and_tokenizer(monkeypatch):
+    """builtin_examples("facts", model) (asked on every Lens circuit request) builds the pairs
+    once per model and tokenizer, equal to demo_prompts' (the uncached definition), and not again
+    after a weight edit (no forward pass is involved); each caller gets its own copies."""
+    from neuroscope.analysis.circuits import builtin_examples
+    from neuroscope.lens import examples
+
+    model = ns.TransformerModel.from_huggingface("demo")
+    tokenizer = model.tokenizer
+    expected = examples.demo_prompts(model, count=1000)["facts"]
+    subject = next(w for w in expected[0]["clean"].split() if w not in expected[0]["corrupted"])
+    model.tokenizer = _OneTokenLonger(tokenizer, subject)
+    expected_other = examples.demo_prompts(model, count=1000)["facts"]
+    assert expected_other != expected
+    model.tokenizer = tokenizer
+    built, fact_pairs = [], examples._fact_pairs
+    monkeypatch.setattr(examples, "_fact_pairs", lambda *args: built.append(1) or fact_pairs(*args))
+
+    first = builtin_examples("facts", model)
+    first[0]["answer"], first[1:] = None, []
+    assert builtin_examples("facts", model) == expected and len(built) == 1
+    model.tokenizer = _OneTokenLonger(tokenizer, subject)
+    assert builtin_examples("facts", model) == expected_other and len(built) == 2
+    model.tokenizer = tokenizer
+    model.fold_ln()
+    assert builtin_examples("facts", model) == expected and len(built) == 3
+    assert builtin_examples("facts", model) == expected and len(built) == 3
+
 # -- (d) specs, figures, errors ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_circuit(demo, ioi):

@@ -569,9 +569,9 @@ def builtin_examples(task, model=None):
 
         return load_heldout("ioi")["prompts"]
     if key == "facts":
-        from ..lens.examples import demo_prompts
+        from ..lens.examples import fact_pairs
 
-        return demo_prompts(model, count=1000)["facts"]
+        return fact_pairs(model, count=1000)
     raise ExampleError(f"task={task!r} has no built-in examples (built in: 'ioi', 'facts'); pass examples=")
 
 

@@ -65,6 +65,28 @@ def demo_prompts(model=None, count=20, folder=None):
             "code": _code(model, count, folder)}
 
 
+def fact_pairs(model=None, count=20, folder=None):
+    """``demo_prompts(model, count, folder)["facts"]`` alone, as new dicts on every call.
+
+    With a model, the pairs are kept for its next call (the Lens asks on every circuit request).
+    They are a function of the held-out facts, ``count``, the tokenizer and the model's BOS rule
+    (``to_tokens`` lengths), never of the weights (nothing runs the model), so an edit of the
+    weights leaves them valid; the facts (re-read, a small file), ``count``, the BOS rule and the
+    tokenizer's identity are compared on every call and the pairs rebuilt when one differs."""
+    facts = _load("facts", folder)[0]
+    if model is None or model.tokenizer is None:
+        return _fact_pairs(facts, count, _checker(model))
+    inputs = (facts, count, model.cfg.bos_token_id, model.cfg.family)
+    kept = _FACT_PAIRS.get(model)
+    if kept is None or kept[0] is not model.tokenizer or kept[1] != inputs:
+        kept = (model.tokenizer, inputs, _fact_pairs(facts, count, _checker(model)))
+        _FACT_PAIRS[model] = kept
+    return [dict(pair) for pair in kept[2]]
+
+
+_FACT_PAIRS = weakref.WeakKeyDictionary()  # model -> (tokenizer, other inputs, its fact pairs)
+
+
 def repeated_tokens_pair(model, length=20, seed=0):
     """A patching pair of repeated random tokens (see the module docstring): ``length``
     random words, then the first ``length - 1`` of them again."""
@@ -171,4 +193,4 @@ def _zip_longest(rows):
     return [[row[i] for row in rows if i < len(row)] for i in range(width)]
 
 
-__all__ = ["demo_prompts", "repeated_tokens_pair"]
+__all__ = ["demo_prompts", "fact_pairs", "repeated_tokens_pair"]
