@@ -15,7 +15,7 @@ import zipfile
 import pytest
 
 import neuroscope as ns
-from neuroscope.analysis.circuits import CircuitFinder
+from neuroscope.analysis.circuits import Circuit, CircuitFinder
 from neuroscope.analysis.hypothesis import HypothesisTester
 from neuroscope.datasets import load_heldout
 from neuroscope.paper import PaperError, ResearchPaper
@@ -123,7 +123,30 @@ def test_what_a_paper_cannot_hold_is_refused(demo):
         paper.add_results(ns.tensor([1.0, 2.0]))
     with pytest.raises(PaperError, match="cannot draw int"):
         paper.add_visualizations(3)
+    shapeless = Circuit("ioi", "eap", 0.1, {("head", 0, 0): 0.5}, [], 0.9, {})
+    for add in (paper.add_results, paper.add_visualizations):
+        with pytest.raises(ValueError, match="does not say its model's shape"):
+            add(shapeless)
     with pytest.raises(PaperError, match="title="):
         ResearchPaper(title=" ")
     with pytest.raises(PaperError, match="no model"):
         paper.share_link()
+
+
+def test_a_circuit_is_drawn_once_per_item(paper, monkeypatch):
+    """add_results / add_visualizations check a circuit without drawing it; files() draws each
+    item once, the same bytes as the circuit's own figure, and the same files every time."""
+    from neuroscope.analysis import circuit_figure
+
+    circuit = paper.items[0][1]
+    expected = circuit.visualize().pdf()
+    drawn, draw = [], circuit_figure._draw
+    monkeypatch.setattr(circuit_figure, "_draw", lambda *args: drawn.append(1) or draw(*args))
+    one = ResearchPaper(title="t", date="2026-01-01").add_results(circuit)
+    files = one.files()
+    assert len(drawn) == 1 and files["figure1.pdf"] == expected
+    assert "Figure~\\ref{fig:figure1} draws it." in files["main.tex"].decode()
+    both = ResearchPaper(title="t", date="2026-01-01").add_results(circuit).add_visualizations(circuit)
+    files = both.files()
+    assert len(drawn) == 1 + 2 and files["figure1.pdf"] == files["figure2.pdf"] == expected
+    assert both.files() == files

@@ -167,7 +167,7 @@ class ResearchPaper:
     def add_results(self, results, caption=None):
         """One result or a list of them (see the module docstring); returns the paper."""
         for obj in results if isinstance(results, (list, tuple)) and not _is_table(results) else [results]:
-            _describe(obj)  # refuse what a paper cannot hold now, not when it is written
+            _describe(obj, draw=False)  # refuse what a paper cannot hold now, not when it is written
             self._adopt_model(obj)
             self.items.append(("result", obj, caption))
         return self
@@ -175,7 +175,7 @@ class ResearchPaper:
     def add_visualizations(self, figures, caption=None):
         """One figure or a list of them: ``Circuit``, ``CircuitFigure``, ``Figure``, 2-D Tensor."""
         for figure in figures if isinstance(figures, (list, tuple)) else [figures]:
-            _as_figure(figure)
+            _as_figure(figure, draw=False)
             self._adopt_model(figure)
             self.items.append(("figure", figure, caption))
         return self
@@ -315,15 +315,16 @@ class ResearchPaper:
 
 
 # -- results -------------------------------------------------------------------------------------
-def _describe(obj, caption=None):
-    """``(LaTeX, citation keys, Figure or None)`` for one result; PaperError for anything else."""
+def _describe(obj, caption=None, draw=True):
+    """``(LaTeX, citation keys, Figure or None)`` for one result; PaperError for anything else.
+    ``draw=False`` (checking a result as it is added) leaves a circuit's Figure out: files() draws it."""
     from .analysis.circuits import Circuit
     from .analysis.hypothesis import HypothesisResult
     from .analysis.probes import ProbeSweep
     from .tensor import Tensor
 
     if isinstance(obj, Circuit):
-        return _circuit(obj, caption)
+        return _circuit(obj, caption, draw)
     if isinstance(obj, HypothesisResult):
         return _hypothesis(obj, caption)
     if isinstance(obj, ProbeSweep):
@@ -362,7 +363,7 @@ def _describe(obj, caption=None):
     )
 
 
-def _circuit(circuit, caption):
+def _circuit(circuit, caption, draw):
     cites = _METHOD_CITES.get(circuit.method, [])
     cite = f" \\cite{{{','.join(cites)}}}" if cites else ""
     kept, total = circuit.size
@@ -384,7 +385,7 @@ def _circuit(circuit, caption):
         f"{circuit.faithfulness:.2f} of its mean metric{heldout} (faithfulness).{edge} Its components, most "
         "important first (score: fraction of the full effect):\n" + _table(["component", "score"], rows)
     )
-    return text, cites, circuit.visualize().figure
+    return text, cites, _as_figure(circuit, draw)
 
 
 def _hypothesis(result, caption):
@@ -451,7 +452,8 @@ def _cell(value):
     return text if text.startswith("[") or "\\%" in text else _tex(text)
 
 
-def _as_figure(obj):
+def _as_figure(obj, draw=True):
+    """``obj`` as a ``Figure``; ``draw=False`` checks a circuit without drawing it (None), for adding it."""
     from .analysis.circuit_figure import CircuitFigure
     from .analysis.circuits import Circuit
     from .tensor import Tensor
@@ -461,6 +463,12 @@ def _as_figure(obj):
     if isinstance(obj, CircuitFigure):
         return obj.figure
     if isinstance(obj, Circuit):
+        if not draw:
+            # What CircuitFigure needs, checked without drawing (files() draws it).
+            if not obj.n_layers or not obj.n_heads:
+                raise PaperError("this circuit does not say its model's shape (n_layers, n_heads): "
+                                 "a paper cannot draw it")
+            return None
         return obj.visualize().figure
     if isinstance(obj, Tensor) and obj.ndim == 2:
         return heatmap(obj.tolist(), "heatmap")
