@@ -196,11 +196,11 @@ async function runPython({ code, globals = null, seq = 0 }) {
     reply = await state.session.run(code, globals ?? undefined);
   } finally {
     state.running.delete(seq);
-    // An interrupt is for the calls sent before it: once none of them runs any more (calls
-    // interleave at their awaits), one that no Python consumed (it came as a call ended)
-    // must not hit a later call.
+    // An interrupt is for the calls sent before it: once the last of them is done and none
+    // of them runs any more (calls interleave at their awaits), one that no Python consumed
+    // (it came as a call ended) must not hit a later call.
     const last = state.interrupt ? Atomics.load(state.interrupt, 1) : 0;
-    if (state.interrupt && ![...state.running].some((running) => running <= last)) {
+    if (state.interrupt && seq >= last && ![...state.running].some((running) => running <= last)) {
       Atomics.store(state.interrupt, 0, 0);
       Atomics.store(state.interrupt, 2, 0);
     }
