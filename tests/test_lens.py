@@ -543,6 +543,28 @@ def test_lens_runs_without_numpy():
     assert out.stdout.strip() == "ok"
 
 
+def test_the_induction_words_follow_a_replaced_tokenizer():
+    # The vocabulary scan is kept per model and tokenizer: a model given another tokenizer
+    # is scanned again, not served the words of the one it had.
+    from neuroscope import TransformerModel
+    from neuroscope.lens.examples import _round_trip_words
+
+    class Silent:  # decodes every token to nothing: no round-trip words
+        def decode(self, ids):
+            return ""
+
+        def encode(self, text, add_special_tokens=True):
+            return []
+
+    demo = TransformerModel.from_huggingface("demo")
+    words, tokenizer = _round_trip_words(demo), demo.tokenizer
+    assert len(words) >= 20
+    demo.tokenizer = Silent()
+    assert _round_trip_words(demo) == []
+    demo.tokenizer = tokenizer
+    assert _round_trip_words(demo) == words
+
+
 def test_demo_prompts_offer_repeated_random_tokens_that_tokenize_back():
     from neuroscope import TransformerModel
     from neuroscope.lens.examples import repeated_tokens_pair

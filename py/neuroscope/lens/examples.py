@@ -104,19 +104,20 @@ def repeated_tokens_pair(model, length=20, seed=0):
 def _round_trip_words(model):
     """Tokens that decode to " " + letters and encode back to themselves alone, in id order."""
     cached = _WORDS.get(model)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is model.tokenizer:
+        return cached[1]
     tokenizer, words = model.tokenizer, []
     for token in range(model.cfg.d_vocab):
         text = tokenizer.decode([token])
         if len(text) > 3 and text[0] == " " and text[1:].isascii() and text[1:].isalpha() \
                 and tokenizer.encode(text, add_special_tokens=False) == [token]:
             words.append(text)
-    _WORDS[model] = words
+    _WORDS[model] = (tokenizer, words)
     return words
 
 
-_WORDS = weakref.WeakKeyDictionary()  # model -> its round-trip words (a scan of the vocabulary)
+# model -> (its tokenizer, that tokenizer's round-trip words: a scan of the vocabulary)
+_WORDS = weakref.WeakKeyDictionary()
 
 
 def _code(model, count, folder):
