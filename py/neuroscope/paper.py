@@ -454,7 +454,7 @@ def _cell(value):
 
 def _as_figure(obj, draw=True):
     """``obj`` as a ``Figure``; ``draw=False`` checks a circuit without drawing it (None), for adding it."""
-    from .analysis.circuit_figure import CircuitFigure
+    from .analysis.circuit_figure import CircuitFigure, check_drawable
     from .analysis.circuits import Circuit
     from .tensor import Tensor
 
@@ -464,10 +464,7 @@ def _as_figure(obj, draw=True):
         return obj.figure
     if isinstance(obj, Circuit):
         if not draw:
-            # What CircuitFigure needs, checked without drawing (files() draws it).
-            if not obj.n_layers or not obj.n_heads:
-                raise PaperError("this circuit does not say its model's shape (n_layers, n_heads): "
-                                 "a paper cannot draw it")
+            check_drawable(obj)  # files() draws it
             return None
         return obj.visualize().figure
     if isinstance(obj, Tensor) and obj.ndim == 2:

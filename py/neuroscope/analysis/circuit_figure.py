@@ -18,8 +18,7 @@ class CircuitFigure:
     """``circuit.visualize()``: ``.svg()``, ``.pdf()``, ``.save(path)``, inline in Jupyter."""
 
     def __init__(self, circuit, width=None):
-        if not circuit.n_layers or not circuit.n_heads:
-            raise ValueError("this circuit does not say its model's shape (n_layers, n_heads)")
+        check_drawable(circuit)
         self.circuit = circuit
         self.figure = _draw(circuit, width)
 
@@ -37,6 +36,12 @@ class CircuitFigure:
 
     def __repr__(self):
         return f"CircuitFigure({self.circuit!r})"
+
+
+def check_drawable(circuit):
+    """ValueError unless ``circuit`` says its model's shape (what drawing it needs)."""
+    if not circuit.n_layers or not circuit.n_heads:
+        raise ValueError("this circuit does not say its model's shape (n_layers, n_heads)")
 
 
 def _draw(circuit, width):
