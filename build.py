@@ -303,7 +303,7 @@ def command_test(extra):
 BENCHMARKS = {"forward": "bench/forward.py", "browser": "bench/browser.py", "app": "bench/app.py",
               "datasets": "bench/dataset_scale.py", "attribution": "bench/attribution.py",
               "circuits": "bench/circuits.py", "distributed": "bench/distributed_analysis.py",
-              "loading": "bench/loading.py"}
+              "loading": "bench/loading.py", "cuda": "bench/cuda.py"}
 
 
 def command_bench(names):
