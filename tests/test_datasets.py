@@ -220,6 +220,24 @@ def test_results_are_cached_by_content(demo, tmp_path):
     assert len(demo.content_hash()) == 64
 
 
+def test_a_processed_model_is_not_served_the_activations_cached_before_the_edit(tmp_path):
+    # The storage key holds the model's content hash; weight processing makes a new hash
+    # (before: the hash was kept from before the edit and the old activations came back).
+    model = ns.TransformerModel.from_huggingface("demo")
+    storage = FolderStorage(str(tmp_path / "store"))
+    before_hash = model.content_hash()
+    before = model.activations_at("residual", 0, TEXTS[:3], storage=storage, progress=False).numpy()
+    model.center_writing_weights()
+    assert model.content_hash() != before_hash
+    cached = model.activations_at("residual", 0, TEXTS[:3], storage=storage, progress=False).numpy()
+    fresh = model.activations_at("residual", 0, TEXTS[:3], cache=False, progress=False).numpy()
+    np.testing.assert_array_equal(cached, fresh)
+    assert np.abs(fresh - before).max() > 1e-3  # the edit changes this hook's values
+    # The same weights hash the same, however they were reached.
+    again = ns.TransformerModel.from_huggingface("demo").center_writing_weights()
+    assert again.content_hash() == model.content_hash()
+
+
 def test_bad_arguments(demo):
     with pytest.raises(ns.LayerNotFoundError):
         demo.activations_at("residual", 9, TEXTS, cache=False)

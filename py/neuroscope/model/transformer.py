@@ -41,6 +41,11 @@ class TransformerModel:
 
     def _build(self):
         cfg, w = self.cfg, self.weights
+        # The blocks read the weights from here on: a rebuild (weight processing) is the one
+        # way an edit reaches the computation, and it makes content_hash() hash them again,
+        # so nothing keyed on the hash (activations_at's storage, notebooks, distributed
+        # runs, papers) takes the edited model for the one before.
+        self._content_hash = None
         # Weights made by ops at load (GPT-2's Q, K, V split out of one matrix, folded norms)
         # are weights too: the browser's cpu backend compiles them into its graphs.
         self.backend.mark_weights([t.data for t in w.values() if t.backend is self.backend])
@@ -298,7 +303,8 @@ class TransformerModel:
         return activations_at(self, component, layer, dataset, position, batch_size, cache, progress, storage)
 
     def content_hash(self):
-        """SHA-256 (hex) of the configuration and every weight's bytes; computed once."""
+        """SHA-256 (hex) of the configuration and every weight's bytes; computed once per set
+        of weights (weight processing such as ``fold_ln`` makes it hash them again)."""
         if getattr(self, "_content_hash", None) is None:
             import dataclasses
             import hashlib
