@@ -88,6 +88,41 @@ def test_setitem_is_copy_on_write():
     assert alias.tolist() == [[0, 0, 0], [0, 0, 0]]
 
 
+def _cpython_backends():
+    from neuroscope.backends.numpy_backend import NumpyBackend
+
+    backends = [NumpyBackend()]
+    try:
+        from neuroscope.backends.torch_backend import TorchBackend
+    except ImportError:
+        return backends
+    return backends + [TorchBackend("cpu")]
+
+
+@pytest.mark.parametrize("backend", _cpython_backends(), ids=lambda backend: backend.name)
+def test_numpy_readback_cannot_edit_the_tensor(backend):
+    # .numpy() is a view of the tensor's memory on the CPython backends: writable, an edit
+    # through it changed a cached activation or a weight behind the model's back (and
+    # np.array(tensor), which promises a copy, returned that view too).
+    a = ns.Tensor(backend.from_host([[1.0, 2.0], [3.0, 4.0]], (2, 2), "float32"), backend)
+    view = a.numpy()
+    assert not view.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        view[0, 0] = 9.0
+    with pytest.raises(ValueError, match="read-only"):
+        np.asarray(a)[0, 0] = 9.0
+    copied = np.array(a)
+    copied[0, 0] = 9.0
+    assert copied.flags.writeable and a.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    wider = np.asarray(a, dtype=np.float64)  # a dtype change copies
+    assert wider.dtype == np.float64 and wider.flags.writeable
+    with pytest.raises(ValueError, match="needs a copy"):
+        np.asarray(a, dtype=np.float64, copy=False)
+    np.testing.assert_array_equal(np.asarray(a, copy=False), [[1.0, 2.0], [3.0, 4.0]])
+    assert np.shares_memory(a.numpy(), a.numpy())  # no copy made for a plain read
+    assert a.sum().numpy() == 10.0  # a 0-d result reads back too
+
+
 def test_shape_errors_name_the_shapes():
     with pytest.raises(ShapeError, match=r"cannot add shapes \[2, 3\] and \[4\]"):
         t(np.zeros((2, 3))) + t(np.zeros(4))

@@ -117,12 +117,30 @@ class Tensor:
 
     # -- readback ------------------------------------------------------------
     def numpy(self):
-        """A numpy array (CPython, or Pyodide with numpy loaded)."""
-        return self.backend.to_numpy(self.data)
+        """A read-only numpy array (CPython, or Pyodide with numpy loaded): a view of the
+        tensor's memory where the backend allows (numpy, torch on the CPU), so no copy is made,
+        and read-only on every backend alike, since tensors never change (a cached activation
+        or a weight edited through it would silently change what the model and its caches
+        hold). ``tensor.numpy().copy()`` or ``np.array(tensor)`` gives an array to edit."""
+        import numpy
+
+        array = self.backend.to_numpy(self.data)
+        if isinstance(array, numpy.generic):  # a numpy scalar (a 0-d reduction): immutable already
+            return array
+        array = array.view()
+        array.flags.writeable = False
+        return array
 
     def __array__(self, dtype=None, copy=None):
+        # numpy's protocol: copy=True must copy, copy=False must not, None copies only
+        # when it has to (a dtype change).
         array = self.numpy()
-        return array.astype(dtype) if dtype is not None else array
+        if dtype is not None and array.dtype != dtype:
+            if copy is False:
+                raise ValueError(f"a {self.dtype} tensor as a {dtype} array needs a copy, and copy=False "
+                                 f"was asked")
+            return array.astype(dtype)
+        return array.copy() if copy else array
 
     def tolist(self):
         return self.backend.to_list(self.data)
