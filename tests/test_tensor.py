@@ -100,7 +100,7 @@ def _cpython_backends():
 
 
 @pytest.mark.parametrize("backend", _cpython_backends(), ids=lambda backend: backend.name)
-def test_numpy_readback_cannot_edit_the_tensor(backend):
+def test_numpy_arrays_in_and_out_cannot_edit_the_tensor(backend):
     # .numpy() is a view of the tensor's memory on the CPython backends: writable, an edit
     # through it changed a cached activation or a weight behind the model's back (and
     # np.array(tensor), which promises a copy, returned that view too).
@@ -121,6 +121,11 @@ def test_numpy_readback_cannot_edit_the_tensor(backend):
     np.testing.assert_array_equal(np.asarray(a, copy=False), [[1.0, 2.0], [3.0, 4.0]])
     assert np.shares_memory(a.numpy(), a.numpy())  # no copy made for a plain read
     assert a.sum().numpy() == 10.0  # a 0-d result reads back too
+    # Nor can the array a tensor was made from: the tensor holds its own copy.
+    source = np.array([[1.0, 2.0]], dtype=np.float32)
+    made = ns.Tensor(backend.from_host(source, (1, 2), "float32"), backend)
+    source[0, 0] = 9.0
+    assert made.tolist() == [[1.0, 2.0]]
 
 
 def test_shape_errors_name_the_shapes():

@@ -139,7 +139,9 @@ class NumpyBackend(Backend):
 
     # -- allocator -----------------------------------------------------------
     def from_host(self, data, shape, dtype):
-        array = np.asarray(data, dtype=dtype)
+        # Always a copy: a view of the caller's array would change whenever the caller edits
+        # it (a steering vector, a probe's weights), and tensors never change.
+        array = np.array(data, dtype=dtype)
         return array.reshape(shape) if shape is not None else array
 
     def from_bytes(self, buffer, source_dtype, shape, dtype="float32"):
