@@ -137,3 +137,23 @@ def test_from_config_accepts_hf_config_objects():
     model = ns.TransformerModel.from_config(config, seed=0)
     assert model.cfg.n_kv_heads == 1 and model.cfg.family == "llama"
     assert model([[1, 2, 3]]).shape == (1, 3, 30)
+
+
+def test_weights_cannot_be_put_into_a_built_model():
+    # The blocks hold the tensors they were built from: a weight put into model.weights
+    # changed nothing the model computed (silently) and made its content hash describe
+    # another model. Refused; the way the message gives does change the model.
+    model = ns.TransformerModel.from_huggingface("demo")
+    tokens = [[1, 2, 3, 4]]
+    before, before_hash = model(tokens).numpy(), model.content_hash()
+    zeros = ns.tensor(np.zeros(model.weights["blocks.0.mlp.W_out"].shape, np.float32))
+    with pytest.raises(TypeError, match=r"model.weights is read-only .*'blocks.0.mlp.W_out'.*TransformerModel\("):
+        model.weights["blocks.0.mlp.W_out"] = zeros
+    with pytest.raises(TypeError, match="read-only"):
+        del model.weights["blocks.0.mlp.W_out"]
+    np.testing.assert_array_equal(model(tokens).numpy(), before)
+    assert model.content_hash() == before_hash
+    edited = ns.TransformerModel(model.cfg, {**model.weights, "blocks.0.mlp.W_out": zeros}, model.tokenizer,
+                                 model.backend)
+    assert np.abs(edited(tokens).numpy() - before).max() > 1e-3 and edited.content_hash() != before_hash
+    assert dict(model.fold_ln().weights) and "blocks.0.ln1.w" not in model.weights  # processing still edits

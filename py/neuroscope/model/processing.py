@@ -33,6 +33,7 @@ W_O ``[h*e, d]``, W_in/W_gate ``[d, m]``, W_out ``[m, d]``, W_U ``[d, v]``.
 """
 
 from ..tensor import zeros
+from .weight_map import WeightMap
 
 _FLOAT = "float32"
 
@@ -83,7 +84,7 @@ class _WeightEdit:
         for name, tensor in self.weights.items():
             dtype = self.dtypes.get(name, self.default_dtype)
             final[name] = tensor.astype(dtype)
-        self.model.weights = final
+        self.model.weights = WeightMap(final)
         self.model._build()
         return self.model
 

@@ -17,6 +17,7 @@ from ..tensor import Tensor, arange, as_tensor, matmul
 from .attention import causal_mask
 from .blocks import Block, ParallelBlock, make_norm
 from .components import Embed, HookRegistry, PosEmbed, Rotary, linear
+from .weight_map import WeightMap
 
 
 class ModelOutput:
@@ -33,7 +34,7 @@ class ModelOutput:
 class TransformerModel:
     def __init__(self, config, weights, tokenizer=None, backend=None, source=None):
         self.cfg = self.config = config
-        self.weights = weights
+        self.weights = WeightMap(weights)
         self.tokenizer = tokenizer
         self.backend = backend or get_backend()
         self.source = source
