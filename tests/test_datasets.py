@@ -19,7 +19,7 @@ import pytest
 
 import neuroscope as ns
 from neuroscope import Dataset, DatasetError
-from neuroscope.model.activations import cache_key
+from neuroscope.model.activations import as_dataset, cache_key
 from neuroscope.storage import FolderStorage
 
 RECORDS = [
@@ -236,6 +236,48 @@ def test_a_processed_model_is_not_served_the_activations_cached_before_the_edit(
     # The same weights hash the same, however they were reached.
     again = ns.TransformerModel.from_huggingface("demo").center_writing_weights()
     assert again.content_hash() == model.content_hash()
+
+
+def test_another_tokenizer_is_not_served_the_activations_of_the_first(tmp_path):
+    # Weights and texts do not say which ids ran: the key holds the tokenizer's fingerprint
+    # (before: a model given another tokenizer read the first one's activations back).
+    tokenizers = pytest.importorskip("tokenizers")
+    model = ns.TransformerModel.from_huggingface("demo")
+    storage = FolderStorage(str(tmp_path / "store"))
+    texts = TEXTS[:3]
+    first = model.activations_at("residual", 1, texts, storage=storage, progress=False).numpy()
+    key = cache_key(model, as_dataset(texts), "blocks.1.hook_resid_post", "last")
+    rust = tokenizers.Tokenizer.from_str(model.tokenizer._tok._tok.to_str())
+    rust.add_tokens(["cat", " sat"])  # ids past the vocabulary: refused, never stale
+    other = ns.Tokenizer(rust)
+    assert other.fingerprint() != model.tokenizer.fingerprint()
+    original = model.tokenizer
+    model.tokenizer = ns.Tokenizer(tokenizers.Tokenizer.from_str(original._tok._tok.to_str()))
+    assert model.tokenizer.fingerprint() == original.fingerprint()  # the same file, the same key
+    assert cache_key(model, as_dataset(texts), "blocks.1.hook_resid_post", "last") == key
+    model.tokenizer = other
+    assert cache_key(model, as_dataset(texts), "blocks.1.hook_resid_post", "last") != key
+    with pytest.raises(ns.InvalidTokenError, match="outside the vocabulary"):
+        model.activations_at("residual", 1, texts, storage=storage, progress=False)
+    # Changed in place (a setting that changes ids): another key too.
+    model.tokenizer = original
+    before = model.tokenizer.fingerprint()
+    original._tok._tok.enable_truncation(3)
+    try:
+        assert model.tokenizer.fingerprint() != before
+        short = model.activations_at("residual", 1, texts, storage=storage, progress=False).numpy()
+        assert np.abs(short - first).max() > 1e-3  # computed for the truncated ids, not read back
+    finally:
+        original._tok._tok.no_truncation()
+    np.testing.assert_array_equal(model.activations_at("residual", 1, texts, storage=storage,
+                                                       progress=False).numpy(), first)
+
+    class Plain:  # a tokenizer that cannot say what it is: nothing stored or read
+        def encode(self, text):
+            return original.encode(text)
+
+    model.tokenizer = Plain()
+    assert cache_key(model, as_dataset(texts), "blocks.1.hook_resid_post", "last") is None
 
 
 def test_bad_arguments(demo):

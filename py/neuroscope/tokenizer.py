@@ -9,9 +9,11 @@ Two implementations read the same file and give the same ids:
   It is chosen when ``tokenizers`` is not importable but that module is.
 
 Both sit behind the same internal interface (``vocab_size``, ``encode``,
-``encode_batch``, ``decode``, ``id_to_token``, ``token_to_id``).
+``encode_batch``, ``decode``, ``id_to_token``, ``token_to_id``, ``fingerprint``; the
+fingerprints of one file differ between the two, whose caches never meet).
 """
 
+import hashlib
 import json
 
 from .errors import InvalidTokenError, ModelFormatError
@@ -47,6 +49,12 @@ class Tokenizer:
     @property
     def vocab_size(self):
         return self._tok.vocab_size()
+
+    def fingerprint(self):
+        """SHA-256 (hex) of the tokenizer as it encodes now (its tokenizer.json, with any
+        settings changed since): what results keyed on tokenization (``activations_at``'s
+        storage) include, so another tokenizer never reads them."""
+        return self._tok.fingerprint()
 
     def encode(self, text, add_special_tokens=True):
         """Token ids for ``text``, as transformers' tokenizer gives them."""
@@ -117,6 +125,11 @@ class _RustTokenizer:
     def vocab_size(self):
         return self._tok.get_vocab_size(with_added_tokens=True)
 
+    def fingerprint(self):
+        # Serialised each time: a tokenizers.Tokenizer can be changed in place (added tokens,
+        # truncation, padding), and its JSON says how it encodes now.
+        return hashlib.sha256(self._tok.to_str().encode()).hexdigest()
+
     def encode(self, text, add_special_tokens):
         return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
 
@@ -136,9 +149,10 @@ class _RustTokenizer:
 class _JsTokenizer:
     """The browser: worker/tokenizer.js; ids cross as JSON text (one call per encode)."""
 
-    def __init__(self, js_tokenizer):
+    def __init__(self, js_tokenizer, text):
         self._tok = js_tokenizer
         self._vocab_size = int(js_tokenizer.vocabSize)
+        self._fingerprint = hashlib.sha256(text.encode()).hexdigest()  # it cannot change
 
     @classmethod
     def from_str(cls, host, text, source):
@@ -147,12 +161,15 @@ class _JsTokenizer:
         except ValueError as error:
             raise ModelFormatError(f"{source}: not a valid tokenizer.json: {error}") from None
         try:
-            return cls(host.createTokenizer(text))
+            return cls(host.createTokenizer(text), text)
         except Exception as error:  # a JsException from the JS library
             raise ModelFormatError(f"{source}: not a valid tokenizer.json: {error}") from None
 
     def vocab_size(self):
         return self._vocab_size
+
+    def fingerprint(self):
+        return self._fingerprint
 
     def encode(self, text, add_special_tokens):
         return json.loads(self._tok.encode(text, bool(add_special_tokens)))

@@ -31,7 +31,7 @@ from ..tensor import as_tensor, cat
 
 POSITIONS = ("last", "mean", "all")
 TOKENS_PER_BATCH = 4096  # padded positions per forward when batch_size is None
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 
 def activations_at(model, component, layer, dataset, position="last", batch_size=None, cache=True,
@@ -69,9 +69,17 @@ def as_dataset(dataset):
 
 
 def cache_key(model, dataset, hook_name, position):
-    """The storage key of ``activations_at``'s result for these arguments."""
+    """The storage key of ``activations_at``'s result for these arguments (None: not cached)."""
+    tokenizer = model.tokenizer
+    fingerprint = getattr(tokenizer, "fingerprint", None)
+    # The tokenizer turns the texts into what runs (weights and texts alone do not say which
+    # ids): one swapped in on the model, or changed in place, is another key. A tokenizer
+    # that cannot say what it is (no fingerprint) gets no key: nothing is stored or read.
+    if tokenizer is not None and fingerprint is None:
+        return None
+    tokens = fingerprint() if fingerprint else None
     described = {"v": KEY_VERSION, "model": model.content_hash(), "dataset": dataset.content_hash,
-                 "hook": hook_name, "position": position, "bos": model.prepends_bos()}
+                 "hook": hook_name, "position": position, "bos": model.prepends_bos(), "tokenizer": tokens}
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     return f"activations-at-{digest[:40]}"
 
