@@ -24,8 +24,8 @@ class WeightMap(Mapping):
         return len(self._weights)
 
     def __setitem__(self, name, value):
-        raise TypeError(f"model.weights is read-only (setting {name!r} would not change what the model "
-                        f"computes): build a model with the new weights, TransformerModel(model.cfg, "
+        raise TypeError(f"model.weights is read-only (changing {name!r} there would not change what the "
+                        f"model computes): build a model with the new weights, TransformerModel(model.cfg, "
                         f"{{**model.weights, {name!r}: tensor}}, model.tokenizer, model.backend), or use "
                         f"an intervention (model.hooks, InterventionHook) to edit activations")
 
