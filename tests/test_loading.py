@@ -157,3 +157,23 @@ def test_weights_cannot_be_put_into_a_built_model():
                                  model.backend)
     assert np.abs(edited(tokens).numpy() - before).max() > 1e-3 and edited.content_hash() != before_hash
     assert dict(model.fold_ln().weights) and "blocks.0.ln1.w" not in model.weights  # processing still edits
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "torch"])
+def test_a_float16_model_computes_like_float32_on_every_cpython_backend(backend_name):
+    # numpy squared float16 activations in its norms: past |x| = 256 the variance
+    # overflowed, and the demo's float16 logits were off by 12 (argmax agreeing on 70% of
+    # positions), silently. The norms now compute in float32 and round once, as torch's do.
+    if backend_name == "torch":
+        pytest.importorskip("torch")
+        from neuroscope.backends.torch_backend import TorchBackend as Backend
+    else:
+        from neuroscope.backends.numpy_backend import NumpyBackend as Backend
+    backend = Backend()
+    text = "The cat sat on the mat, and then the dog sat on the cat"
+    full = ns.TransformerModel.from_huggingface("demo", backend=backend)(text).numpy()
+    half = ns.TransformerModel.from_huggingface("demo", backend=backend, dtype="float16")(text)
+    assert half.dtype == "float16"
+    half = half.numpy().astype(np.float32)
+    assert np.abs(half - full).max() <= 0.05
+    np.testing.assert_array_equal(half.argmax(-1), full.argmax(-1))

@@ -128,6 +128,21 @@ def test_numpy_arrays_in_and_out_cannot_edit_the_tensor(backend):
     assert made.tolist() == [[1.0, 2.0]]
 
 
+def test_float16_norms_compute_in_float32_and_round_once():
+    from neuroscope.backends.numpy_backend import NumpyBackend
+
+    backend = NumpyBackend()
+    x = (rng.standard_normal((3, 768)) * 300).astype(np.float16)  # squares past float16's range
+    weight, bias = rng.standard_normal(768).astype(np.float16), rng.standard_normal(768).astype(np.float16)
+    wide = [a.astype(np.float32) for a in (x, weight, bias)]
+    got = backend.layer_norm(x, weight, bias, 1e-5)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, backend.layer_norm(*wide, 1e-5).astype(np.float16))
+    got = backend.rms_norm(x, weight, 1e-5)
+    assert got.dtype == np.float16 and np.isfinite(got).all()
+    np.testing.assert_array_equal(got, backend.rms_norm(wide[0], wide[1], 1e-5).astype(np.float16))
+
+
 def test_shape_errors_name_the_shapes():
     with pytest.raises(ShapeError, match=r"cannot add shapes \[2, 3\] and \[4\]"):
         t(np.zeros((2, 3))) + t(np.zeros(4))

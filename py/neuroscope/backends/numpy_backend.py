@@ -220,6 +220,9 @@ class NumpyBackend(Backend):
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
     def layer_norm(self, x, weight, bias, eps):
+        half = x.dtype == np.float16
+        if half:  # squares overflow float16 past |x| = 256: computed in float32, rounded once
+            x, weight, bias = (None if a is None else a.astype(np.float32) for a in (x, weight, bias))
         centered = x - x.mean(axis=-1, keepdims=True)
         variance = np.square(centered).mean(axis=-1, keepdims=True)
         variance += eps
@@ -228,15 +231,18 @@ class NumpyBackend(Backend):
             centered *= weight
         if bias is not None:
             centered += bias
-        return centered
+        return centered.astype(np.float16) if half else centered
 
     def rms_norm(self, x, weight, eps):
+        half = x.dtype == np.float16
+        if half:  # as layer_norm
+            x, weight = (None if a is None else a.astype(np.float32) for a in (x, weight))
         mean_square = np.square(x).mean(axis=-1, keepdims=True)
         mean_square += eps
         out = x / np.sqrt(mean_square)
         if weight is not None:
             out *= weight
-        return out
+        return out.astype(np.float16) if half else out
 
     # -- indexing and layout -------------------------------------------------
     def gather(self, x, indices, axis):
