@@ -177,3 +177,15 @@ def test_a_float16_model_computes_like_float32_on_every_cpython_backend(backend_
     half = half.numpy().astype(np.float32)
     assert np.abs(half - full).max() <= 0.05
     np.testing.assert_array_equal(half.argmax(-1), full.argmax(-1))
+
+
+def test_a_dtype_the_backend_cannot_keep_is_refused_before_loading():
+    # dtype="int8" loaded the weights truncated to integers, silently; bfloat16 on numpy
+    # failed inside numpy ("data type 'bfloat16' not understood") after the file was read.
+    from neuroscope.backends.numpy_backend import NumpyBackend
+
+    with pytest.raises(ValueError, match=r"dtype='int8'; expected 'float32' .*'float16' or 'bfloat16'"):
+        ns.TransformerModel.from_huggingface("demo", dtype="int8", backend=NumpyBackend())
+    with pytest.raises(ValueError, match=r"dtype='bfloat16': the numpy backend keeps weights in float32 or "
+                                         r"float16; dtype='float32' upcasts the file"):
+        ns.TransformerModel.from_huggingface("demo", dtype="bfloat16", backend=NumpyBackend())

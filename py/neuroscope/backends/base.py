@@ -60,6 +60,9 @@ class Backend:
     # Whether reading values back is synchronous and cheap (CPython's backends), so that a
     # tensor's repr can show them; the browser's device backends read back asynchronously.
     reads_synchronously = False
+    # The dtypes a loaded model's weights may keep (``from_huggingface(dtype=...)``): the
+    # browser's backends compute in float32 (half-precision files are widened on load).
+    weight_dtypes = ("float32",)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -136,6 +136,7 @@ def _top_rows(rows, k):
 class NumpyBackend(Backend):
     name = "numpy"
     reads_synchronously = True
+    weight_dtypes = ("float32", "float16")  # numpy has no bfloat16
 
     # -- allocator -----------------------------------------------------------
     def from_host(self, data, shape, dtype):

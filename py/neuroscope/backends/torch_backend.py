@@ -100,6 +100,7 @@ class TorchBackend(Backend):
 
     name = "torch"
     reads_synchronously = True
+    weight_dtypes = ("float32", "float16", "bfloat16")
 
     def __init__(self, device="cpu"):
         device = torch.device(device)

@@ -113,6 +113,15 @@ def _hub_cache_snapshot(name):
 
 def load_huggingface(model_class, name_or_path, backend=None, dtype="float32"):
     backend = backend or get_backend()
+    # Checked before anything is read: an integer dtype loaded truncated weights, and a dtype
+    # the backend cannot hold failed deep inside it, after the file was read.
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"dtype={dtype!r}; expected 'float32' (half-precision files upcast on load), "
+                         f"'float16' or 'bfloat16' (kept as the file has them)")
+    if dtype not in backend.weight_dtypes:
+        raise ValueError(f"dtype={dtype!r}: the {backend.name} backend keeps weights in "
+                         f"{' or '.join(backend.weight_dtypes)}; dtype='float32' upcasts the file"
+                         + ("" if backend.name == "torch" else " (the torch backend keeps bfloat16)"))
     opener = open_location(name_or_path)
     cfg = opener.config()
     weights = weights_from_reader(cfg, opener.weights(), backend, dtype)
