@@ -5,13 +5,18 @@ A hypothesis names components ("Layer 3 head 6 moves the indirect object's name"
 lowers the logit difference answer - incorrect at the last token). The test:
 
 * ``effect``: the mean over the examples of metric(ablated) - metric(clean);
-* ``ci``: its 95% bootstrap interval (examples resampled with replacement, percentiles);
+* ``ci``: its 95% bootstrap interval (examples resampled with replacement, percentiles); with
+  fewer than ``MIN_BOOTSTRAP_EXAMPLES`` examples it is too narrow (one example gives a width of
+  0) and a ``HypothesisWarning`` says so;
 * ``p_value``: a permutation test against the same ablation of random components of the same
   kinds (as many heads and as many MLPs as the hypothesis names): the fraction of those
   draws whose effect is at least as large in the claimed direction, counting the claim's own
   components, so p >= 1 / (draws + 1). With fewer distinct sets than ``draws`` every set is
   tried once (an exact test);
 * ``supported``: p < 0.05 and the effect in the claimed direction.
+
+A metric value that is NaN or infinite (clean, ablated, or under a random set) is refused: it
+would compare as neither larger nor smaller, and so count for the claim.
 
 Ablations: ``"resample"`` (each component's output on the example's ``corrupted_prompt``,
 another input of the task's distribution: the default when every example has one), ``"mean"``
@@ -23,6 +28,7 @@ import itertools
 import math
 import random
 import re
+import warnings
 
 from . import circuit_runs as runs
 from .circuit_runs import ExampleError, PromptPairs
@@ -30,10 +36,15 @@ from .circuit_runs import ExampleError, PromptPairs
 ABLATIONS = ("mean", "zero", "resample")
 DIRECTIONS = ("decrease", "increase")
 _SOURCE = {"mean": "mean", "zero": "zero", "resample": "corrupted"}
+MIN_BOOTSTRAP_EXAMPLES = 10  # below this a percentile interval of the mean covers well under 95%
 
 
 class HypothesisError(ExampleError):
     """A hypothesis that cannot be tested as stated."""
+
+
+class HypothesisWarning(UserWarning):
+    """A result that is computed as documented but rests on too little data."""
 
 
 class Hypothesis:
@@ -242,22 +253,29 @@ class HypothesisTester:
         report = progress_reporter(self.progress, "hypothesis test")
         total = len(null_sets) + 1
         report(0, total)
-        clean = pairs.clean_values()
-        ablated = pairs.node_values([set(hypothesis.components)], source)[0]
+        clean = _finite(pairs.clean_values(), "the clean run")
+        ablated = _finite(pairs.node_values([set(hypothesis.components)], source)[0],
+                          f"the run with {hypothesis.text!r} ablated")
         differences = [a - c for a, c in zip(ablated, clean)]
         effect = _mean(differences)
         report(1, total)
         null = []
         step = pairs.copies_per_forward()
         for start in range(0, len(null_sets), step):
-            for values in pairs.node_values(null_sets[start : start + step], source):
-                null.append(_mean(values) - _mean(clean))
+            configs = null_sets[start : start + step]
+            for config, values in zip(configs, pairs.node_values(configs, source)):
+                ablated_set = ", ".join(_label(c) for c in sorted(config))
+                null.append(_mean(_finite(values, f"the run with {ablated_set} ablated")) - _mean(clean))
             report(len(null) + 1, total)
         sign = -1.0 if hypothesis.direction == "decrease" else 1.0
         # ties count against the claim; the claim's own set is one of the permutations
         tolerance = 1e-6 * max(1.0, abs(effect))
         as_extreme = sum(1 for value in null if sign * value >= sign * effect - tolerance)
         p_value = (as_extreme + (0 if exact else 1)) / (len(null) + (0 if exact else 1))
+        if pairs.n < MIN_BOOTSTRAP_EXAMPLES:
+            warnings.warn(f"the 95% bootstrap interval comes from {pairs.n} example(s); below "
+                          f"{MIN_BOOTSTRAP_EXAMPLES} it is too narrow (one example gives a width of 0): "
+                          "test on more examples", HypothesisWarning, stacklevel=2)
         ci = _bootstrap(differences, self.bootstrap, self.seed)
         result = HypothesisResult(hypothesis, ablation, effect, ci, p_value, null, exact,
                                   (_mean(clean), _mean(ablated)), pairs.n, self.seed, self.draws)
@@ -319,6 +337,16 @@ def _quantile(ordered, q):
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def _finite(values, where):
+    """``values`` (one metric value per example), or a HypothesisError naming a non-finite one."""
+    for index, value in enumerate(values):
+        if not math.isfinite(value):
+            raise HypothesisError(f"the metric is {value!r} on example {index} in {where}; expected "
+                                  "finite values (a NaN compares as neither larger nor smaller, so "
+                                  "it would count for the claim)")
+    return values
+
+
 def _mean(values):
     return sum(values) / len(values)
 
@@ -333,5 +361,7 @@ __all__ = [
     "HypothesisError",
     "HypothesisResult",
     "HypothesisTester",
+    "HypothesisWarning",
+    "MIN_BOOTSTRAP_EXAMPLES",
     "parse_components",
 ]

@@ -1,0 +1,59 @@
+"""Edge cases of the analyses where a result used to come back silently wrong: each test states
+the wrong answer it guards against, and checks against a hand computation or a reference."""
+
+import math
+
+import pytest
+
+import neuroscope as ns
+from neuroscope.analysis.hypothesis import Hypothesis, HypothesisError, HypothesisTester, HypothesisWarning
+from neuroscope.datasets import load_heldout
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return ns.TransformerModel.from_huggingface("demo")
+
+
+@pytest.fixture(scope="module")
+def ioi():
+    return load_heldout("ioi")["prompts"][:12]
+
+
+# -- hypothesis tests -----------------------------------------------------------------------
+def test_a_nan_metric_is_refused_not_reported_as_p_zero(demo, ioi):
+    # A NaN effect compares as neither larger nor smaller than the null draws, so none counted
+    # as extreme and the exact test reported p = 0.0.
+    def nan_metric(last_logits, examples):
+        return [math.nan] * last_logits.shape[0]
+
+    claim = Hypothesis([("head", 3, 6)], metric=nan_metric)
+    with pytest.raises(HypothesisError, match="the metric is nan on example 0 in the clean run"):
+        HypothesisTester(demo, claim, ioi, progress=False).run()
+
+
+def test_a_metric_that_is_nan_under_one_random_set_is_refused(demo, ioi):
+    # NaN only when some other MLP is ablated: that draw counted as less extreme than the claim,
+    # lowering p. The clean run and the claim's own ablation stay finite.
+    def logit_gap(last_logits, examples):
+        return [row[1] - row[2] for row in last_logits.tolist()]
+
+    reference = HypothesisTester(demo, Hypothesis([("mlp", 0)], metric=logit_gap), ioi, progress=False).run()
+    assert reference.exact and all(math.isfinite(v) for v in reference.null)
+
+    def nan_elsewhere(last_logits, examples):
+        values = logit_gap(last_logits, examples)
+        mean = sum(values) / len(values)
+        known = min(abs(mean - reference.clean_mean), abs(mean - reference.ablated_mean)) < 1e-4
+        return values if known else [math.nan] * len(values)
+
+    claim = Hypothesis([("mlp", 0)], metric=nan_elsewhere)
+    with pytest.raises(HypothesisError, match=r"the metric is nan on example 0 in the run with MLP[123] ablated"):
+        HypothesisTester(demo, claim, ioi, progress=False).run()
+
+
+def test_an_interval_from_one_example_warns(demo, ioi):
+    # One example: every bootstrap resample is that example, so the "95% interval" had width 0.
+    with pytest.warns(HypothesisWarning, match="from 1 example"):
+        result = HypothesisTester(demo, "L3H6", ioi[:1], progress=False).run()
+    assert result.ci[0] == result.ci[1] == pytest.approx(result.effect)
