@@ -4,7 +4,7 @@
 
 * ``save_activations`` / ``load_activations``: one cache as one storage entry
   (storage.py: IndexedDB in the browser, safetensors files on disk in CPython), with the
-  tokens and attention mask it came from and each tensor's dtype and order.
+  tokens and attention mask it came from and each tensor's dtype, axes and order.
 * ``SpillingStore``: the mapping behind a cache with a byte budget. Tensors stay on the
   device until the resident bytes exceed the budget; then the least recently used ones
   are written to scratch storage (``spill_storage()``) and dropped from the device, and
@@ -93,12 +93,13 @@ class SpillingStore(MutableMapping):
             return self._resident[name]
         if name not in self._stored:
             raise KeyError(name)
-        dtype, _, nbytes, backend = self._stored[name]
+        dtype, _, nbytes, backend, axes = self._stored[name]
         reader = self.storage.open(self._names[name])
         try:
             tensor = tensor_from(reader, "tensor", dtype, backend)
         finally:
             reader.close()
+        tensor.axes = axes
         self.restored_bytes += nbytes
         self._make_resident(name, tensor)
         self._clean[name] = tensor.data
@@ -130,13 +131,14 @@ class SpillingStore(MutableMapping):
                 "resident": len(self._resident), "spilled": len(self._names) - len(self._resident)}
 
     def record(self, name):
-        """``(dtype, (safetensors dtype, shape, buffer), close)`` without a trip to the device."""
+        """``(dtype, axes, (safetensors dtype, shape, buffer), close)`` without a trip to the device."""
         if name in self._resident or name not in self._stored:
             tensor = self[name]
-            return tensor.dtype, tensor_record(tensor), lambda: None
+            return tensor.dtype, tensor.axes, tensor_record(tensor), lambda: None
         reader = self.storage.open(self._names[name])
         info = reader.info("tensor")
-        return self._stored[name][0], (info.dtype, info.shape, reader.raw("tensor")), reader.close
+        dtype, axes = self._stored[name][0], self._stored[name][4]
+        return dtype, axes, (info.dtype, info.shape, reader.raw("tensor")), reader.close
 
     # -- budget --------------------------------------------------------------
     def _make_resident(self, name, tensor):
@@ -150,8 +152,9 @@ class SpillingStore(MutableMapping):
         self.resident_bytes -= tensor.nbytes
         if name not in self._stored or self._clean.get(name) is not tensor.data:
             self.storage.write(self._names[name], {"tensor": tensor_record(tensor)})
-            self._stored[name] = (tensor.dtype, tensor.shape, tensor.nbytes, tensor.backend)
             self.spilled_bytes += tensor.nbytes
+        # The axes are the tensor's own (a hook's names), set again when it is read back.
+        self._stored[name] = (tensor.dtype, tensor.shape, tensor.nbytes, tensor.backend, tensor.axes)
         self._clean.pop(name, None)
 
     def _forget(self, name, keep_slot=False):
@@ -166,19 +169,20 @@ class SpillingStore(MutableMapping):
 # -- saving and loading whole caches --------------------------------------------------
 def save_activations(store, key, storage=None, tokens=None, attention_mask=None):
     """Write every activation of ``store`` (a dict or ``SpillingStore``) as one entry."""
+    _check_names(store)
     storage = storage or default_storage()
-    tensors, dtypes, closers = {}, {}, []
+    tensors, dtypes, axes, closers = {}, {}, {}, []
     try:
         for name in store:
             if isinstance(store, SpillingStore):
-                dtype, record, close = store.record(name)
+                dtype, axes[name], record, close = store.record(name)
                 closers.append(close)
             else:
-                dtype, record = store[name].dtype, tensor_record(store[name])
+                dtype, axes[name], record = store[name].dtype, store[name].axes, tensor_record(store[name])
             tensors[name], dtypes[name] = record, dtype
         for stored, extra in _extras(tokens, attention_mask):
             tensors[stored], dtypes[stored] = tensor_record(extra), extra.dtype
-        return storage.write(key, tensors, _metadata(store, dtypes))
+        return storage.write(key, tensors, _metadata(store, dtypes, axes))
     finally:
         for close in closers:
             close()
@@ -190,11 +194,22 @@ async def save_activations_async(store, key, storage=None, tokens=None, attentio
     if isinstance(store, SpillingStore):
         raise TypeError("save_async needs a cache without a budget (spilling waits with run_sync); "
                         "use save()")
+    _check_names(store)
     storage = storage or default_storage()
     tensors, dtypes = {}, {}
     for name, tensor in [*store.items(), *_extras(tokens, attention_mask)]:
         tensors[name], dtypes[name] = await tensor_record_async(tensor), tensor.dtype
-    return await storage.write_async(key, tensors, _metadata(store, dtypes))
+    axes = {name: tensor.axes for name, tensor in store.items()}
+    return await storage.write_async(key, tensors, _metadata(store, dtypes, axes))
+
+
+def _check_names(store):
+    """The entry holds the tokens and mask under EXTRAS' names: an activation may not."""
+    taken = [name for name in EXTRAS.values() if name in store]
+    if taken:
+        raise ValueError(f"cannot save an activation named {taken[0]!r}: a saved cache keeps its "
+                         f"tokens and attention mask under {', '.join(map(repr, EXTRAS.values()))}; "
+                         "rename it")
 
 
 def _extras(tokens, attention_mask):
@@ -202,9 +217,10 @@ def _extras(tokens, attention_mask):
     return [(EXTRAS[field], value) for field, value in given.items() if isinstance(value, Tensor)]
 
 
-def _metadata(store, dtypes):
+def _metadata(store, dtypes, axes):
     return {"format": FORMAT, "version": "1", "dtypes": json.dumps(dtypes),
-            "order": json.dumps(list(store))}
+            "order": json.dumps(list(store)),
+            "axes": json.dumps({name: list(names) for name, names in axes.items() if names})}
 
 
 def load_activations(key, storage=None, into=None):
@@ -227,9 +243,12 @@ def _fill(reader, key, storage, into):
             raise ValueError(f"{key!r} in {storage!r} is not a saved ActivationCache "
                              f"(metadata format {metadata.get('format')!r}, expected {FORMAT!r})")
         dtypes = json.loads(metadata["dtypes"])
+        axes = json.loads(metadata.get("axes", "{}"))  # absent in entries saved before axes were
         backend = get_backend()
         for name in json.loads(metadata["order"]):
-            into[name] = tensor_from(reader, name, dtypes[name], backend)
+            tensor = tensor_from(reader, name, dtypes[name], backend)
+            tensor.axes = tuple(axes[name]) if name in axes else None
+            into[name] = tensor
         return {field: tensor_from(reader, stored, dtypes[stored], backend) if stored in dtypes else None
                 for field, stored in EXTRAS.items()}
     finally:
