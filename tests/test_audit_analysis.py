@@ -3,6 +3,7 @@ the wrong answer it guards against, and checks against a hand computation or a r
 
 import math
 
+import numpy as np
 import pytest
 
 import neuroscope as ns
@@ -57,3 +58,41 @@ def test_an_interval_from_one_example_warns(demo, ioi):
     with pytest.warns(HypothesisWarning, match="from 1 example"):
         result = HypothesisTester(demo, "L3H6", ioi[:1], progress=False).run()
     assert result.ci[0] == result.ci[1] == pytest.approx(result.effect)
+
+
+# -- attention analysis -----------------------------------------------------------------------
+def _induction_by_hand(pattern, tokens):
+    """TransformerLens' detect_head "mul" induction score of one prompt, per head (numpy)."""
+    n = len(tokens)
+    detection = np.zeros((n, n))
+    for query in range(n):
+        for key in range(1, query + 1):
+            detection[query, key] = float(tokens[key - 1] == tokens[query] and key - 1 < query)
+    return (pattern * detection).sum((-2, -1)) / pattern.sum((-2, -1))
+
+
+def test_attention_scores_refuse_tokens_of_another_batch_shape(demo):
+    # A repeated prompt and one without repeats: tokens=[first row] broadcast over the batch, so
+    # the second prompt was scored as if it were the first (induction 0.9 instead of 0).
+    from neuroscope.analysis.attention import AttentionAnalyzer
+
+    repeated = [7, 8, 9, 10, 7, 8, 9, 10]
+    distinct = [11, 12, 13, 14, 15, 16, 17, 18]
+    _, cache = demo.run_with_cache([repeated, distinct])
+    analyzer = AttentionAnalyzer(demo)
+    scores = analyzer.analyze_cache(cache, layers=[1]).scores["induction"].numpy()[0]
+    pattern = cache["blocks.1.attn.hook_pattern"].numpy()
+    by_hand = (_induction_by_hand(pattern[0], repeated) + _induction_by_hand(pattern[1], distinct)) / 2
+    np.testing.assert_allclose(scores, by_hand, atol=1e-5)
+    with pytest.raises(ValueError, match=r"tokens have shape \[1, 8\].*expected \[2, 8\]"):
+        analyzer.analyze_cache(cache, layers=[1], tokens=[repeated])
+
+
+def test_attention_scores_of_a_padded_cache_are_refused(demo):
+    # run_with_cache on prompts of unequal length pads them; analyze_tokens refused that, but
+    # analyze_cache averaged over the padding's queries and keys.
+    from neuroscope.analysis.attention import AttentionAnalyzer
+
+    _, cache = demo.run_with_cache(["When Mary and John went", "Hi"])
+    with pytest.raises(ValueError, match="without padding"):
+        AttentionAnalyzer(demo).analyze_cache(cache)

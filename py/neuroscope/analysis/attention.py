@@ -260,15 +260,18 @@ class AttentionAnalyzer:
         layers = self.select_layers(layers)
         names = [f"blocks.{layer}.attn.hook_pattern" for layer in layers]
         _, cache = self.model.run_with_cache(tokens, names_filter=names)
-        if cache.attention_mask is not None:
-            raise ValueError("attention analysis needs prompts of equal length without padding; "
-                             "analyse them one at a time")
         return self.analyze_cache(cache, layers, heads, metrics)
 
     def analyze_cache(self, cache, layers=None, heads="all", metrics=(), tokens=None):
-        """Score the patterns already in ``cache`` (its own tokens unless ``tokens`` is given)."""
+        """Score the patterns already in ``cache`` (its own tokens unless ``tokens`` is given:
+        ``[b, p]`` ids, one row per prompt of the cache)."""
         layers = self.select_layers(layers)
         heads = self.select_heads(heads)
+        mask = getattr(cache, "attention_mask", None)
+        if mask is not None and min(as_tensor(mask, dtype="int64").reshape(-1).tolist()) == 0:
+            # the scores average over every query and key, padding's included
+            raise ValueError("attention analysis needs prompts of equal length without padding; "
+                             "analyse them one at a time")
         tokens = tokens if tokens is not None else cache.tokens
         if tokens is None:
             raise ValueError("this cache does not record its tokens; pass tokens=")
@@ -279,6 +282,11 @@ class AttentionAnalyzer:
         patterns = {}
         for layer in layers:
             pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [b, h, q, k]
+            if tuple(tokens.shape) != (pattern.shape[0], pattern.shape[-1]):
+                # a single row would broadcast: every prompt scored against the first one's tokens
+                raise ValueError(f"tokens have shape {list(tokens.shape)}; the cache's patterns are "
+                                 f"{list(pattern.shape)}, so expected [{pattern.shape[0]}, "
+                                 f"{pattern.shape[-1]}] (one row of ids per prompt)")
             patterns[layer] = pattern if all_heads else pattern[:, heads]
         scores = {}
         for metric in _merge(self.metrics, metrics):
