@@ -44,6 +44,20 @@ def test_padded_batch_logits_match_hf(reference_dir, family, side):
         np.testing.assert_allclose(ours[row][valid[row]], alone, atol=ATOL)
 
 
+def test_to_tokens_refuses_left_padding_without_its_mask(reference_dir):
+    # Left-padded ids without a mask: every real token attended to the pads, and the
+    # model's logits for the shorter prompt were off (by ~5 on the demo), silently.
+    model = ns.TransformerModel.from_huggingface(reference_dir("gpt2"))
+    with pytest.raises(ValueError, match=r"padding_side='left'.*model.tokenize\(texts, padding_side='left'\)"):
+        model.to_tokens(PROMPTS, padding_side="left")
+    same_length = model.to_tokens([PROMPTS[0], PROMPTS[0]], padding_side="left")  # nothing padded
+    np.testing.assert_array_equal(same_length.numpy(), model.to_tokens([PROMPTS[0]] * 2).numpy())
+    right = model.to_tokens(PROMPTS)  # right padding: real positions are unchanged
+    tokens, mask = model.tokenize(PROMPTS)
+    valid = np.asarray(mask.tolist(), dtype=bool)
+    np.testing.assert_array_equal(model(right).numpy()[valid], model(tokens, attention_mask=mask).numpy()[valid])
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_unpadded_logits_match_hf(reference_dir, family):
     folder = reference_dir(family)

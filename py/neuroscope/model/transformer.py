@@ -115,8 +115,19 @@ class TransformerModel:
         return 0
 
     def to_tokens(self, text, prepend_bos=None, padding_side="right"):
-        """Token ids ``[batch, pos]`` (GPT-2 style models get BOS prepended, as in TransformerLens)."""
-        return self.tokenize(text, prepend_bos, padding_side)[0]
+        """Token ids ``[batch, pos]`` (GPT-2 style models get BOS prepended, as in TransformerLens).
+
+        Texts of different lengths are padded without a mask: on the right the pads come after
+        every real token, so a causal model's values at real positions are unchanged; on the
+        left every real token would attend to them, so that is refused (``tokenize`` returns
+        the attention mask to pass with them)."""
+        tokens, mask = self.tokenize(text, prepend_bos, padding_side)
+        if padding_side == "left" and not _all_ones(mask):
+            raise ValueError("to_tokens(padding_side='left') would pad texts of different lengths without "
+                             "the attention mask the model then needs (every real token would attend to "
+                             "the pads): use tokens, mask = model.tokenize(texts, padding_side='left') and "
+                             "model(tokens, attention_mask=mask)")
+        return tokens
 
     def to_single_token(self, string):
         """The id of ``string`` when it is exactly one token (no BOS), as in TransformerLens."""
