@@ -45,3 +45,44 @@ def test_an_activation_named_like_the_saved_tokens_is_refused(tmp_path):
     with pytest.raises(ValueError, match="'__tokens__'.*rename it"):
         cache.save("clash", storage)
     assert storage.keys() == []
+
+
+# -- datasets -------------------------------------------------------------------------------
+def test_a_line_holds_what_the_scan_checked(tmp_path):
+    from neuroscope.datasets import Dataset
+    # Only "\n" ends a line: a form feed, a lone "\r" or U+2028 inside one is part of its text.
+    text = tmp_path / "lines.txt"
+    text.write_bytes("one\x0cpage\ntwo\rparts\nthree\u2028four\nlast\r\n".encode())
+    assert [example["text"] for example in Dataset.from_file(text)] == [
+        "one\x0cpage", "two\rparts", "three\u2028four", "last"]
+    jsonl = tmp_path / "lines.jsonl"
+    jsonl.write_bytes('{"text": "a\u2028b", "label": 1}\n{"text": "c\x85d"}\n'.encode())
+    assert Dataset.from_file(jsonl).to_records() == [{"text": "a\u2028b", "label": 1}, {"text": "c\x85d"}]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("twice.jsonl", '{"text": "a", "label": 0, "label": 1}\n', r"twice.jsonl:1: .*'label' appears twice"),
+    ("twice.json", '[{"text": "a", "text": "b"}]', r"twice.json: not JSON .*'text' appears twice"),
+    ("nan.jsonl", '{"text": "a", "label": NaN}\n', r"nan.jsonl:1: .*NaN is not a JSON value"),
+    ("twice.csv", "text,label,label\nhello,0,1\n", r"twice.csv:1: the CSV header names 'label' more than once"),
+])
+def test_a_field_given_twice_or_a_nan_is_refused(tmp_path, name, content, message):
+    from neuroscope.datasets import Dataset, DatasetError
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError, match=message):
+        Dataset.from_file(path)
+
+
+def test_a_file_changed_after_indexing_is_refused(tmp_path):
+    import os
+
+    from neuroscope.datasets import Dataset, DatasetError
+    path = tmp_path / "grows.jsonl"
+    path.write_text('{"text": "first"}\n{"text": "second"}\n', encoding="utf-8")
+    dataset = Dataset.from_file(path)
+    path.write_text('{"text": "a much longer first line"}\n{"text": "second"}\n', encoding="utf-8")
+    os.utime(path, ns=(0, 1))  # a different time even where the clock is coarse
+    with pytest.raises(DatasetError, match=r"grows.jsonl: the file changed after it was indexed"):
+        dataset[1]
+    assert Dataset.from_file(path)[1] == {"text": "second"}

@@ -250,6 +250,8 @@ class _IndexedFile:
     def _scan(self):
         digest = hashlib.sha256()
         with open(self.path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            self.stat = (stat.st_size, stat.st_mtime_ns)
             offset, number = 0, 0
             pending = None  # csv: a record spanning lines (a quoted newline): (offset, line, bytes)
             for raw in handle:
@@ -278,6 +280,11 @@ class _IndexedFile:
         text = _decode(chunk, self.location, first)
         if self.header is None:
             self.header = _csv_row(text, self.location, first)
+            repeated = sorted({field for field in self.header if self.header.count(field) > 1})
+            if repeated:
+                names = ", ".join(map(repr, repeated))
+                raise DatasetError(f"{self.location}:{first}: the CSV header names {names} more than once; "
+                                   "each column needs its own name")
             if "text" not in self.header:
                 raise DatasetError(f"{self.location}:{first}: the CSV header {self.header} has no "
                                    "'text' column")
@@ -299,20 +306,28 @@ class _IndexedFile:
                                    f"({', '.join(self.header)})")
             return _check_example(dict(zip(self.header, row)), where)
         try:
-            value = json.loads(text)
+            value = _strict_json(text)
         except ValueError as error:
             raise DatasetError(f"{where}: not a JSON object ({error})") from None
         return _check_example(value, where)
 
     def example(self, index):
         with open(self.path, "rb") as handle:
+            self._check_unchanged(os.fstat(handle.fileno()))
             handle.seek(self.offsets[index])
-            end = self.offsets[index + 1] if index + 1 < len(self.offsets) else None
-            raw = handle.read(end - self.offsets[index]) if end is not None else handle.read()
+            if self.extension == ".csv":  # a record may span lines (a quoted newline)
+                end = self.offsets[index + 1] if index + 1 < len(self.offsets) else None
+                raw = handle.read(end - self.offsets[index]) if end is not None else handle.read()
+            else:  # the line the scan checked: ended by b"\n" only, as iterating a file splits
+                raw = handle.readline()
         text = raw.decode("utf-8")
-        if self.extension != ".csv":
-            text = text.splitlines(keepends=True)[0] if text else text
         return self._parse(text.rstrip("\r\n") if self.extension == ".csv" else text, self.lines[index])
+
+    def _check_unchanged(self, stat):
+        """The offsets are those of the file as scanned: refuse to read one changed since."""
+        if (stat.st_size, stat.st_mtime_ns) != self.stat:
+            raise DatasetError(f"{self.location}: the file changed after it was indexed ({self.stat[0]} "
+                               f"bytes then, {stat.st_size} now); open it again with Dataset.from_file")
 
     def examples(self):
         for index in range(len(self.offsets)):
@@ -332,6 +347,23 @@ def _check_example(value, where):
     if not isinstance(value["text"], str):
         raise DatasetError(f"{where}: 'text' is a {type(value['text']).__name__}; expected a string")
     return value
+
+
+def _strict_json(text):
+    """``json.loads`` that refuses what JSON has not: a key given twice in one object (Python
+    keeps the last silently) and NaN / Infinity."""
+    def pairs(items):
+        value = {}
+        for key, item in items:
+            if key in value:
+                raise ValueError(f"the key {key!r} appears twice in one object")
+            value[key] = item
+        return value
+
+    def constant(name):
+        raise ValueError(f"{name} is not a JSON value")
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
 
 
 def _decode(raw, location, number):
@@ -356,7 +388,7 @@ def _read_json(path, location):
     with open(path, "rb") as handle:
         raw = handle.read()
     try:
-        value = json.loads(_decode(raw, location, 1))
+        value = _strict_json(_decode(raw, location, 1))
     except ValueError as error:
         raise DatasetError(f"{location}: not JSON ({error})") from None
     if isinstance(value, dict) and isinstance(value.get("examples"), list):
