@@ -96,3 +96,41 @@ def test_attention_scores_of_a_padded_cache_are_refused(demo):
     _, cache = demo.run_with_cache(["When Mary and John went", "Hi"])
     with pytest.raises(ValueError, match="without padding"):
         AttentionAnalyzer(demo).analyze_cache(cache)
+
+
+# -- logit lens -----------------------------------------------------------------------------------
+def test_the_logit_lens_of_a_padded_prompt_reads_its_own_tokens(demo):
+    # "Hi" padded to the batch's 6 positions: the table had 6 columns, 3 of them padding, and
+    # positions=-1 read the last padding position instead of the prompt's last token.
+    from neuroscope.analysis.logit_lens import logit_lens
+
+    _, batch = demo.run_with_cache(["When Mary and John went", "Hi"])
+    _, alone = demo.run_with_cache("Hi")
+    own = alone.tokens[0].tolist()
+    padded = logit_lens(demo, batch, k=3, batch_index=1)
+    single = logit_lens(demo, alone, k=3)
+    assert padded.input_tokens == own and padded.positions == list(range(len(own)))
+    np.testing.assert_allclose(padded.top_probs, single.top_probs, atol=1e-5)
+    last = logit_lens(demo, batch, k=3, batch_index=1, positions=-1)
+    assert last.positions == [len(own) - 1]
+    np.testing.assert_allclose(last.top_probs[-1][0], demo("Hi")[0, -1].softmax(-1).topk(3)[0].tolist(),
+                               atol=1e-5)
+
+
+def test_logit_lens_positions_and_targets_out_of_range_are_refused(demo):
+    # positions=10 of a 6-token prompt wrapped (10 % 6) onto position 4; target=-1 read the last
+    # vocabulary entry's probability.
+    from neuroscope.analysis.logit_lens import logit_lens
+
+    _, cache = demo.run_with_cache("When Mary and John went")
+    assert cache.tokens.shape[1] == 6
+    with pytest.raises(IndexError, match="index 10 requested of an axis of 6 entries"):
+        logit_lens(demo, cache, positions=10)
+    with pytest.raises(IndexError, match="index -7 requested"):
+        logit_lens(demo, cache, positions=[-7, 2])
+    with pytest.raises(ValueError, match="target=-1 is outside the vocabulary 0-4095"):
+        logit_lens(demo, cache, target=-1)
+    table = logit_lens(demo, cache, positions=[1, 2])
+    assert table.top(0, 2) and table.top(0, -4)
+    with pytest.raises(IndexError, match="position 8 is not in this table"):
+        table.top(0, 8)

@@ -68,11 +68,15 @@ class Slice:
         return tensor[tuple(key)]
 
     def indices(self, size):
-        """The selected indices of an axis of length ``size``, as a list."""
-        if self.mode == "int":
-            return [self.selection % size]
-        if self.mode == "array":
-            return [i % size for i in self.selection]
+        """The selected indices of an axis of length ``size``, as a list; an int or listed index
+        outside ``-size .. size - 1`` is refused (``%`` would wrap it onto another entry)."""
+        if self.mode in ("int", "array"):
+            listed = [self.selection] if self.mode == "int" else self.selection
+            for i in listed:
+                if not -size <= i < size:
+                    raise IndexError(f"index {i} requested of an axis of {size} entries; expected "
+                                     f"{-size} to {size - 1}")
+            return [i % size for i in listed]
         return list(range(size))[self.selection if self.selection is not None else slice(None)]
 
     def __repr__(self):

@@ -10,6 +10,7 @@ The last row ("final_post") reproduces the model's own output.
 Shapes: c stack entries (layers), p positions, d d_model, v vocabulary, k top-k.
 """
 
+from ..tensor import as_tensor
 from .common import Slice
 from .lens import accumulated_resid, single_token
 
@@ -38,7 +39,11 @@ class LogitLensTable:
     def top(self, layer, position):
         """``[(token, probability), ...]`` at a layer label (or row index) and an input position."""
         row = self.layers.index(layer) if isinstance(layer, str) else layer
-        column = self.positions.index(position % len(self.input_tokens))
+        n_tokens = len(self.input_tokens)
+        if not -n_tokens <= position < n_tokens or position % n_tokens not in self.positions:
+            raise IndexError(f"position {position} is not in this table: its positions are "
+                             f"{self.positions} of {n_tokens} tokens")
+        column = self.positions.index(position % n_tokens)
         names = self.top_tokens[row][column] if self.top_tokens else self.top_ids[row][column]
         return list(zip(names, self.top_probs[row][column]))
 
@@ -75,17 +80,24 @@ def logit_lens(model, cache, k=5, batch_index=0, positions=None, incl_mid=False,
     """A ``LogitLensTable`` of prompt ``batch_index`` in ``cache``.
 
     ``positions`` selects columns (``Slice`` semantics: None for all, an int,
-    a list, a tuple); ``incl_mid`` adds a row after each attention layer;
+    a list, a tuple) among the prompt's own tokens: in a padded batch the
+    padding is not a position, so -1 is the prompt's last token.
+    ``incl_mid`` adds a row after each attention layer;
     ``target`` (a token id or one-token string) adds its probability and rank.
     """
     stack, labels = accumulated_resid(model, cache, incl_mid=incl_mid, return_labels=True)  # [c, b, p, d]
-    n_positions = stack.shape[2]
     if not -stack.shape[1] <= batch_index < stack.shape[1]:
         raise IndexError(f"batch_index {batch_index} requested, the cache holds {stack.shape[1]} prompts")
+    real = list(range(stack.shape[2]))  # the prompt's tokens' positions in the batch
+    mask = getattr(cache, "attention_mask", None)
+    if mask is not None:
+        keep = as_tensor(mask, dtype="int64")[batch_index].tolist()
+        real = [position for position in real if keep[position]]
+    n_positions = len(real)
     columns = Slice(positions if not isinstance(positions, int) else [positions]).indices(n_positions)
     if not columns:
         raise ValueError(f"positions={positions!r} selects no position of {n_positions}")
-    resid = stack[:, batch_index][:, columns]  # [c, p, d]
+    resid = stack[:, batch_index][:, [real[column] for column in columns]]  # [c, p, d]
     normalised = model.ln_final.forward(resid)  # statistics recomputed per entry and position
     logits = model.unembed(normalised)  # [c, p, v]
     probs = logits.softmax(-1)
@@ -94,6 +106,7 @@ def logit_lens(model, cache, k=5, batch_index=0, positions=None, incl_mid=False,
     top_ids = top_ids.tolist()
     table = dict(top_ids=top_ids, top_probs=top_probs.tolist())
     tokens = cache.tokens[batch_index].tolist() if getattr(cache, "tokens", None) is not None else None
+    tokens = [tokens[position] for position in real] if tokens is not None else None
     table["input_tokens"] = tokens if tokens is not None else [None] * n_positions
     if model.tokenizer is not None:
         decode = model.tokenizer.decode
@@ -102,6 +115,8 @@ def logit_lens(model, cache, k=5, batch_index=0, positions=None, incl_mid=False,
             table["input_str_tokens"] = [decode([i]) for i in tokens]
     if target is not None:
         target_id = single_token(model, target) if isinstance(target, str) else int(target)
+        if not 0 <= target_id < probs.shape[-1]:
+            raise ValueError(f"target={target!r} is outside the vocabulary 0-{probs.shape[-1] - 1}")
         target_logit = logits[:, :, target_id:target_id + 1]  # [c, p, 1]
         table.update(target=target_id, target_probs=probs[:, :, target_id].tolist(),
                      target_ranks=(logits > target_logit).astype("int64").sum(-1).tolist())
