@@ -197,7 +197,9 @@ def test_refusals(model, texts):
 
 
 def test_changed_weights_are_refused_on_the_worker(model, texts, cluster):
-    folded = neuroscope.TransformerModel.from_huggingface("demo").fold_ln()
+    folded = neuroscope.TransformerModel.from_huggingface("demo")
+    folded.content_hash()  # hashed before the edit: the edit must still change the hash it sends
+    folded.fold_ln()
     with pytest.raises(ModelReferenceError, match="content hash"):
         run(folded, cluster, "attention_pattern_analysis", texts[:4])
 
