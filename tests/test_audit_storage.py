@@ -3,6 +3,8 @@ awkward or hostile input: each is read back exactly or refused with a message na
 never half-read or silently replaced (storage.py, spill.py, share.py, datasets.py,
 safetensors_format.py)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,37 @@ def test_a_file_changed_after_indexing_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"grows.jsonl: the file changed after it was indexed"):
         dataset[1]
     assert Dataset.from_file(path)[1] == {"text": "second"}
+
+
+# -- share links ----------------------------------------------------------------------------
+def test_a_state_the_lens_would_refuse_makes_no_link():
+    from neuroscope.share import ShareLinkError, decode_state, encode_state, share_state
+    state = share_state(None, selection={"layer": 3})
+    assert decode_state(encode_state(state)) == state
+    # JSON has no NaN: json.dumps wrote one, and the Lens's JSON.parse refused the link.
+    with pytest.raises(ShareLinkError, match="cannot be written as JSON"):
+        encode_state({**state, "selection": {"threshold": float("nan")}})
+    # The checks of web/share.js validateState that the Python side skipped.
+    for bad, field in [({"model": {"ref": "demo", "sha256": "not-a-digest"}}, "model.sha256"),
+                       ({"answer": 3}, "answer"),
+                       ({"interventions": ["zero_ablation"]}, "interventions[0]"),
+                       ({"interventions": [{"layer": 0, "intervention": {}}]}, "interventions[0].intervention.type"),
+                       ({"interventions": [{"scale": 2}]}, "interventions[0].type")]:
+        with pytest.raises(ShareLinkError, match=re.escape(f'field "{field}"')):
+            encode_state({**state, **bad})
+
+
+def test_a_link_holding_nan_is_refused_as_the_lens_refuses_it():
+    import base64
+    import hashlib
+    import struct
+    import zlib
+
+    from neuroscope.share import ShareLinkError, decode_state
+    text = ('{"v":1,"model":{"ref":"demo"},"prompt":"p","view":"tokens","selection":{"x":NaN},'
+            '"interventions":[],"notebook":[]}')
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressed = compressor.compress(text.encode()) + compressor.flush()
+    raw = struct.pack(">I", len(compressed)) + hashlib.sha256(compressed).digest()[:8] + compressed
+    with pytest.raises(ShareLinkError, match="NaN is not a JSON value"):
+        decode_state("ns1." + base64.urlsafe_b64encode(raw).decode().rstrip("="))

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import struct
 import zlib
 
@@ -22,6 +23,7 @@ CELL_TYPES = ("markdown", "code", "view")
 DEFAULT_BASE = "http://localhost:8000/"
 DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to"  # web/state.js
 _MAX_STATE_BYTES = 64 << 20
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class ShareLinkError(NeuroScopeError, ValueError):
@@ -57,13 +59,30 @@ def validate_state(state):
     model = state.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("ref"), str) or not model["ref"]:
         fail("model.ref", "a non-empty string", model)
+    sha256 = model.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        fail("model.sha256", "64 hexadecimal digits (a SHA-256 digest)", sha256)
     for field in ("prompt", "view"):
         if not isinstance(state.get(field), str):
             fail(field, "a string", state.get(field))
+    for field in ("corrupted", "answer", "wrong"):
+        if state.get(field) is not None and not isinstance(state[field], str):
+            fail(field, "a string or nothing", state[field])
     if not isinstance(state.get("selection"), dict):
         fail("selection", "an object", state.get("selection"))
     if not isinstance(state.get("interventions"), list):
         fail("interventions", "an array of intervention specs", state.get("interventions"))
+    for index, spec in enumerate(state["interventions"]):
+        where = f"interventions[{index}]"
+        if not isinstance(spec, dict):
+            fail(where, "an object (an intervention spec)", spec)
+        if "intervention" in spec:
+            inner = spec["intervention"]
+            if not isinstance(inner, dict) or not isinstance(inner.get("type"), str):
+                fail(f"{where}.intervention.type", "a string naming the intervention",
+                     inner.get("type") if isinstance(inner, dict) else None)
+        elif not isinstance(spec.get("type"), str):
+            fail(f"{where}.type", 'a string naming the intervention (e.g. "zero_ablation")', spec.get("type"))
     cells = state.get("notebook")
     if not isinstance(cells, list):
         fail("notebook", "an array of cells", cells)
@@ -79,7 +98,10 @@ def validate_state(state):
 
 def encode_state(state):
     validate_state(state)
-    text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+    try:  # JSON has no NaN or Infinity: the Lens's JSON.parse would refuse the link
+        text = json.dumps(state, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ShareLinkError(f"the share state cannot be written as JSON: {error}") from None
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     compressed = compressor.compress(text.encode("utf-8")) + compressor.flush()
     header = struct.pack(">I", len(compressed)) + hashlib.sha256(compressed).digest()[:8]
@@ -115,10 +137,14 @@ def decode_state(fragment):
         data = inflater.decompress(compressed, _MAX_STATE_BYTES)
         if inflater.unconsumed_tail:
             raise ShareLinkError("the share state is larger than 64 MiB once decompressed")
-        state = json.loads(data.decode("utf-8"))
+        state = json.loads(data.decode("utf-8"), parse_constant=_not_json)
     except (zlib.error, UnicodeDecodeError, ValueError) as error:
         raise ShareLinkError(f"the share link's content is corrupt ({error})") from None
     return validate_state(state)
+
+
+def _not_json(name):
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def share_link(state, base=DEFAULT_BASE):
