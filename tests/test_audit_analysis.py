@@ -134,3 +134,28 @@ def test_logit_lens_positions_and_targets_out_of_range_are_refused(demo):
     assert table.top(0, 2) and table.top(0, -4)
     with pytest.raises(IndexError, match="position 8 is not in this table"):
         table.top(0, 8)
+
+
+def test_token_directions_refuse_ids_outside_the_vocabulary(demo):
+    # A single id -1 was refused, but in a list it counted from the end of the vocabulary.
+    from neuroscope.analysis.lens import tokens_to_residual_directions
+
+    w_u = demo.W_U.numpy()
+    np.testing.assert_array_equal(tokens_to_residual_directions(demo, [3, 5]).numpy(), w_u[:, [3, 5]].T)
+    for ids in ([-1, 5], [[2, 4096]]):
+        with pytest.raises(ValueError, match="outside the vocabulary 0-4095"):
+            tokens_to_residual_directions(demo, ids)
+
+
+# -- probes ---------------------------------------------------------------------------------------
+def test_the_probe_split_holds_out_every_class_with_two_examples():
+    # round(0.25 * 2) is 0: a class of two examples was never tested, so the test accuracy was
+    # that of the other classes alone, while the docstring promised every class in both sets.
+    from neuroscope.analysis.probes import _split
+
+    labels = ["rare", "rare"] + ["common"] * 10 + ["single"]
+    train, test = _split(labels, 0.25, seed=0)
+    assert sorted(train + test) == list(range(len(labels))) and not set(train) & set(test)
+    assert sorted(labels[i] for i in test) == ["common"] * 2 + ["rare"]  # round(2.5) = 2
+    assert {labels[i] for i in train} == {"rare", "common", "single"}
+    assert _split(labels, 0.0, seed=0) == (list(range(len(labels))), [])

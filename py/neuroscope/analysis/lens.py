@@ -201,6 +201,10 @@ def tokens_to_residual_directions(model, tokens):
         if not 0 <= tokens < model.cfg.d_vocab:
             raise ValueError(f"token id {tokens} is outside the vocabulary 0-{model.cfg.d_vocab - 1}")
         return model.W_U[:, tokens]  # [d]
+    ids = tokens.reshape(-1).tolist()
+    outside = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
+    if outside:  # a negative id would count from the end of the vocabulary
+        raise ValueError(f"token id {outside[0]} is outside the vocabulary 0-{model.cfg.d_vocab - 1}")
     return model.W_U.T.take(tokens, axis=0)  # [*tokens.shape, d]
 
 

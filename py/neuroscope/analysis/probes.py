@@ -540,9 +540,10 @@ def probe_layers(model, dataset, component, layers="all", labels="label", positi
     Features are ``model.activations_at(component, layer, dataset, position=position)``
     (``[n_examples, d]``); ``labels`` is a column of ``dataset`` or a list with one label per
     example. The examples split once, for every layer, into train and test sets: per class,
-    ``test_fraction`` of its examples (shuffled with ``seed``) are held out, so both sets hold
-    every class. ``progress`` counts layers: None for a bar (the page's in the browser), False
-    for none, or a callable ``(done, total)``. ``batch_size`` and ``cache`` go to
+    ``test_fraction`` of its examples (shuffled with ``seed``) are held out, at least one and
+    never all, so both sets hold every class that has two examples or more. ``progress``
+    counts layers: None for a bar (the page's in the browser), False for none, or a callable
+    ``(done, total)``. ``batch_size`` and ``cache`` go to
     ``activations_at`` (with ``cache=True`` a second sweep reads the activations back).
     ``features``: ``{layer: [n_examples, d] Tensor}`` computed elsewhere (the ``activations``
     task of ``DistributedAnalysis`` with a list of layers); the model then does not run.
@@ -590,7 +591,8 @@ def probe_layers(model, dataset, component, layers="all", labels="label", positi
 
 
 def _split(labels, test_fraction, seed):
-    """(train rows, test rows): ``test_fraction`` of each class, at least one row of it kept to train."""
+    """(train rows, test rows): ``test_fraction`` of each class, at least one row of it kept to
+    train and, when ``test_fraction`` > 0 and it has two rows or more, at least one held out."""
     rng = random.Random(seed)
     by_class = {}
     for row, label in enumerate(labels):
@@ -599,7 +601,7 @@ def _split(labels, test_fraction, seed):
     for label in _classes(list(by_class)):
         rows = by_class[label]
         rng.shuffle(rows)
-        held_out = min(round(test_fraction * len(rows)), len(rows) - 1)
+        held_out = min(max(round(test_fraction * len(rows)), 1 if test_fraction else 0), len(rows) - 1)
         test.extend(rows[:held_out])
         train.extend(rows[held_out:])
     return sorted(train), sorted(test)
