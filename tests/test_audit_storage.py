@@ -122,3 +122,26 @@ def test_a_link_holding_nan_is_refused_as_the_lens_refuses_it():
     raw = struct.pack(">I", len(compressed)) + hashlib.sha256(compressed).digest()[:8] + compressed
     with pytest.raises(ShareLinkError, match="NaN is not a JSON value"):
         decode_state("ns1." + base64.urlsafe_b64encode(raw).decode().rstrip("="))
+
+
+# -- safetensors ----------------------------------------------------------------------------
+def test_a_sharded_index_reads_only_shards_beside_it(tmp_path):
+    import json
+
+    from neuroscope.errors import ModelFormatError
+    from neuroscope.safetensors_format import ShardedSafetensors, save_file
+    folder = tmp_path / "model"
+    folder.mkdir()
+    save_file({"w": ("F32", [1], b"\0\0\x80\x3f")}, tmp_path / "elsewhere.safetensors")
+    save_file({"w": ("F32", [1], b"\0\0\0\0")}, folder / "model-1.safetensors")
+    index = folder / "model.safetensors.index.json"
+    for shard in ("../elsewhere.safetensors", str(tmp_path / "elsewhere.safetensors")):
+        index.write_text(json.dumps({"weight_map": {"w": shard}}))
+        with pytest.raises(ModelFormatError, match="is not a file name in the index's folder"):
+            ShardedSafetensors.open(index)
+    index.write_text('{"weight_map": {"w": "model-1.safetensors", "w": "../elsewhere.safetensors"}}')
+    with pytest.raises(ModelFormatError, match="key 'w' twice"):
+        ShardedSafetensors.open(index)
+    index.write_text(json.dumps({"weight_map": {"w": "model-1.safetensors"}}))
+    with ShardedSafetensors.open(index) as reader:
+        assert reader.to_list("w") == [0.0]

@@ -262,17 +262,9 @@ def parse_header(view, name):
         raise ModelFormatError(f"{name}: header length {header_len} needs {8 + header_len} bytes, "
                                f"file has {size}")
 
-    def reject_duplicates(pairs):
-        seen = {}
-        for key, value in pairs:
-            if key in seen:
-                raise ModelFormatError(f"{name}: header has key {key!r} twice")
-            seen[key] = value
-        return seen
-
     try:
         header = json.loads(bytes(view[8:8 + header_len]).decode("utf-8"),
-                            object_pairs_hook=reject_duplicates)
+                            object_pairs_hook=_no_duplicates(name))
     except UnicodeDecodeError as err:
         raise ModelFormatError(f"{name}: header is not UTF-8 ({err})") from None
     except json.JSONDecodeError as err:
@@ -296,6 +288,18 @@ def parse_header(view, name):
                 f"{info.name!r} (bytes {info.begin}-{info.end}) overlap")
         previous = info
     return metadata, infos
+
+
+def _no_duplicates(name):
+    """A ``json.loads`` hook refusing a key given twice in one object (json keeps the last)."""
+    def reject_duplicates(pairs):
+        seen = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ModelFormatError(f"{name}: has key {key!r} twice in one JSON object")
+            seen[key] = value
+        return seen
+    return reject_duplicates
 
 
 def _check_metadata(where, metadata):
@@ -362,7 +366,7 @@ class ShardedSafetensors(TensorReader):
         with open(name, "rb") as handle:
             text = handle.read()
         try:
-            index = json.loads(text.decode("utf-8"))
+            index = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicates(name))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ModelFormatError(f"{name}: index is not valid JSON ({err})") from None
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
@@ -372,6 +376,10 @@ class ShardedSafetensors(TensorReader):
         shard_dir = os.path.dirname(name)
         a_tensor_in = {shard: tensor for tensor, shard in weight_map.items()}
         for shard, tensor in a_tensor_in.items():
+            # Shards sit beside the index; a path would read (or, from a URL, fetch) another file.
+            if os.path.basename(shard) != shard or shard in ("", ".", "..") or "/" in shard:
+                raise ModelFormatError(f"{name}: shard {shard!r} (holding {tensor!r}) is not a file name "
+                                       "in the index's folder")
             if not os.path.isfile(os.path.join(shard_dir, shard)):
                 raise ModelFormatError(
                     f"{name}: shard {shard!r} (holding {tensor!r}) not found in {shard_dir or '.'}")
