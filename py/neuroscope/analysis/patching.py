@@ -24,6 +24,7 @@ Shapes: b batch, p positions, v vocabulary, l layers, h heads. Metrics take
 logits ``[b, p, v]`` and return a scalar (a 0-d or one-element Tensor, or a float).
 """
 
+from ..args import is_integer
 from ..hooks import InterventionHook
 from ..interventions import Patch
 from ..names import act_name
@@ -59,15 +60,26 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     tokens = as_tensor(corrupted_tokens, dtype="int64", backend=model.backend)
     if tokens.ndim == 1:
         tokens = tokens.unsqueeze(0)
+    layers = _checked("layers", layers, model.cfg.n_layers)
+    names = {layer: act_name(activation_name, layer) for layer in layers}
+    point = _hook_point(model, activation_name)
+    # Where the swept axes sit in this activation (hook_pattern: [b, h, q, k]; k and v of a
+    # grouped-query model have n_kv_heads heads).
+    where = {"pos": point.axis("pos"), "head": point.axis("head", "kv_head")}
+    for axis, chosen, what in (("pos", positions, "positions"), ("head", heads, "heads")):
+        if axis in index_axis_names and where[axis] is None:
+            raise ValueError(f"{point.name} has axes {list(point.axes)}, no {axis} axis to sweep over")
+        if axis not in index_axis_names and chosen is not None:
+            raise ValueError(f"{what}={chosen!r} given, but this sweep's cells are {index_axis_names}: "
+                             f"each patches every {axis}; sweep over {axis} too to choose {what}")
     ranges = {
-        "layer": _checked("layers", layers, model.cfg.n_layers),
+        "layer": layers,
         "pos": _checked("positions", positions, tokens.shape[1]),
-        "head": _checked("heads", heads, model.cfg.n_heads),
+        "head": _checked("heads", heads, point.sizes[where["head"]]) if where["head"] is not None else [],
     }
     axes = [ranges[axis] for axis in index_axis_names]
     cells = _product(axes)
-    names = {layer: act_name(activation_name, layer) for layer in ranges["layer"]}
-    _check_clean(clean_cache, names, tokens)
+    _check_clean(clean_cache, names, tokens, where["pos"])
     group = _cells_per_forward(cells_per_forward, len(cells), tokens.shape)
     report = progress_reporter(progress, f"patching {activation_name}")
     report(0, len(cells))
@@ -75,12 +87,12 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     for start in range(0, len(cells), group):
         chunk = [dict(zip(index_axis_names, cell)) for cell in cells[start:start + group]]
         run = _one_cell if len(chunk) == 1 else _cells_at_once
-        values += run(model, tokens, clean_cache, patching_metric, names, chunk, attention_mask)
+        values += run(model, tokens, clean_cache, patching_metric, names, chunk, attention_mask, where)
         report(len(values), len(cells))
     return as_tensor(values, dtype="float32", backend=model.backend).reshape([len(a) for a in axes])
 
 
-def _one_cell(model, tokens, clean_cache, metric, names, chunk, attention_mask):
+def _one_cell(model, tokens, clean_cache, metric, names, chunk, attention_mask, where):
     (index,) = chunk
     patch = Patch(clean_cache, positions=[index["pos"]] if "pos" in index else None)
     hook = InterventionHook(name=names[index["layer"]], action=patch,
@@ -88,8 +100,9 @@ def _one_cell(model, tokens, clean_cache, metric, names, chunk, attention_mask):
     return [_scalar(metric(model.run_with_hooks(tokens, fwd_hooks=[hook], attention_mask=attention_mask)))]
 
 
-def _cells_at_once(model, tokens, clean_cache, metric, names, chunk, attention_mask):
-    """One forward pass for ``chunk``: copy i of the corrupted batch gets cell i's patch."""
+def _cells_at_once(model, tokens, clean_cache, metric, names, chunk, attention_mask, where):
+    """One forward pass for ``chunk``: copy i of the corrupted batch gets cell i's patch
+    (``where``: the activation's position and head axes)."""
     batch = tokens.shape[0]
     rows = as_tensor([row for _ in chunk for row in range(batch)], dtype="int64", backend=model.backend)
     repeated = tokens.take(rows, axis=0)
@@ -102,11 +115,10 @@ def _cells_at_once(model, tokens, clean_cache, metric, names, chunk, attention_m
         for copy, index in enumerate(chunk):
             if names[index["layer"]] != hook.name:
                 continue
-            key = [slice(copy * batch, (copy + 1) * batch)]
-            if "pos" in index:
-                key.append(slice(index["pos"], index["pos"] + 1))
-            if "head" in index:
-                key += [slice(None)] * (2 - len(key)) + [slice(index["head"], index["head"] + 1)]
+            key = [slice(copy * batch, (copy + 1) * batch)] + [slice(None)] * (activation.ndim - 1)
+            for axis in ("pos", "head"):
+                if axis in index:
+                    key[where[axis]] = slice(index[axis], index[axis] + 1)
             activation[tuple(key)] = source[(slice(None),) + tuple(key[1:])]
         return activation
 
@@ -249,11 +261,11 @@ def _scalar(value):
 def _checked(what, chosen, size):
     if chosen is None:
         return list(range(size))
-    chosen = [chosen] if isinstance(chosen, int) else list(chosen)
-    bad = [i for i in chosen if not isinstance(i, int) or not 0 <= i < size]
+    chosen = [chosen] if is_integer(chosen) or isinstance(chosen, bool) else list(chosen)
+    bad = [i for i in chosen if not is_integer(i) or not 0 <= i < size]
     if bad:
-        raise ValueError(f"{what} {bad} requested; expected values in 0-{size - 1}")
-    return chosen
+        raise ValueError(f"{what} {bad} requested; expected integers in 0-{size - 1}")
+    return [int(i) for i in chosen]
 
 
 def _product(axes):
@@ -263,14 +275,23 @@ def _product(axes):
     return cells
 
 
-def _check_clean(clean_cache, names, tokens):
+def _hook_point(model, activation_name):
+    """The patched activation's hook point in layer 0 (every layer's has the same axes)."""
+    name = act_name(activation_name, 0)
+    if name not in model.hook_points:
+        raise ValueError(f"this model has no hook point {name!r} to patch")
+    return model.hook_points[name]
+
+
+def _check_clean(clean_cache, names, tokens, pos_axis):
     batch, n_positions = tokens.shape
     for name in names.values():
         if name not in clean_cache:
             raise MissingActivationError(name, "activation patching")
         shape = clean_cache[name].shape
-        if shape[:2] != (batch, n_positions):
-            raise ValueError(f"clean {name} has batch and positions {list(shape[:2])}, the corrupted tokens "
+        got = [shape[0], shape[pos_axis]]  # [b, p] wherever the position axis sits
+        if got != [batch, n_positions]:
+            raise ValueError(f"clean {name} has batch and positions {got}, the corrupted tokens "
                              f"{[batch, n_positions]}: clean and corrupted prompts must have the same shape")
 
 

@@ -1,0 +1,106 @@
+"""Interventions, hooks, patching and attribution refuse what they cannot do as asked.
+
+Each test here pins down a case that once ran and gave a number (or an edit) other
+than the one the call describes: it now gives the right one, or an error naming the
+value and what was expected.
+"""
+
+import numpy as np
+import pytest
+
+import neuroscope as ns
+from neuroscope import InterventionHook, Patch, analysis
+
+GPT2 = dict(model_type="gpt2", vocab_size=40, n_positions=16, n_embd=16, n_layer=2, n_head=4)
+LLAMA = dict(model_type="llama", vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)
+CLEAN = [[1, 5, 7, 9, 11, 2], [3, 4, 4, 4, 8, 6]]
+CORRUPT = [[1, 5, 8, 9, 12, 2], [3, 9, 4, 7, 8, 6]]
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return ns.TransformerModel.from_config(GPT2, seed=4)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return ns.TransformerModel.from_config(LLAMA, seed=3)
+
+
+# -- activation patching sweeps ------------------------------------------------------
+def _by_hand(model, clean_cache, metric, name, heads=None, positions=None):
+    hook = InterventionHook(name=name, heads=heads, action=Patch(clean_cache, positions=positions))
+    return metric(model.run_with_hooks(CORRUPT, fwd_hooks=[hook])).item()
+
+
+@pytest.mark.parametrize("short", ["k", "v"])
+def test_head_sweep_of_grouped_query_keys_and_values_covers_their_heads(llama, short):
+    """k and v of a grouped-query model have n_kv_heads heads: the sweep has one cell per
+    key/value head (before, the batched sweep had n_heads cells, and those past n_kv_heads
+    patched nothing and reported the corrupted metric)."""
+    _, clean_cache = llama.run_with_cache(CLEAN)
+    metric = analysis.logit_diff_metric(3, 4)
+    for group in (None, 1):
+        sweep = analysis.generic_activation_patch(llama, CORRUPT, clean_cache, metric, short, ("layer", "head"),
+                                                  progress=False, cells_per_forward=group).numpy()
+        assert sweep.shape == (2, 2)
+        expected = [[_by_hand(llama, clean_cache, metric, f"blocks.{layer}.attn.hook_{short}", heads=[head])
+                     for head in range(2)] for layer in range(2)]
+        np.testing.assert_allclose(sweep, expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"heads \[2\] requested; expected integers in 0-1"):
+        analysis.generic_activation_patch(llama, CORRUPT, clean_cache, metric, short, ("layer", "head"), heads=[2],
+                                          progress=False)
+
+
+def test_sweep_of_the_pattern_patches_its_query_positions_and_heads(gpt2):
+    """hook_pattern is [batch, head, query, key]: a batched sweep patches the cell's head and
+    query position there, as one Patch per forward does (before, it patched [:, pos, head],
+    or refused the clean cache as having another shape)."""
+    _, clean_cache = gpt2.run_with_cache(CLEAN)
+    metric = analysis.logit_diff_metric([2, 3], [4, 5])
+    shared = analysis.generic_activation_patch(gpt2, CORRUPT, clean_cache, metric, "pattern",
+                                               ("layer", "pos", "head"), progress=False).numpy()
+    one = analysis.generic_activation_patch(gpt2, CORRUPT, clean_cache, metric, "pattern",
+                                            ("layer", "pos", "head"), progress=False, cells_per_forward=1).numpy()
+    assert shared.shape == (2, 6, 4)
+    np.testing.assert_allclose(shared, one, atol=1e-7)  # the pattern moves this metric by ~1e-5
+    assert shared[1, 5, 2] == pytest.approx(
+        _by_hand(gpt2, clean_cache, metric, "blocks.1.attn.hook_pattern", heads=[2], positions=[5]), abs=1e-7)
+    assert np.ptp(shared) > 1e-5
+
+
+def test_sweep_over_an_axis_the_activation_lacks_is_refused(gpt2):
+    """A head sweep of the residual stream patched slices of its features (batched) before."""
+    _, clean_cache = gpt2.run_with_cache(CLEAN)
+    metric = analysis.logit_diff_metric(1, 2)
+    for group in (None, 1):
+        with pytest.raises(ValueError, match=r"blocks.0.hook_resid_pre has axes \['batch', 'pos', 'features'\], "
+                                             "no head axis"):
+            analysis.generic_activation_patch(gpt2, CORRUPT, clean_cache, metric, "resid_pre", ("layer", "head"),
+                                              progress=False, cells_per_forward=group)
+
+
+def test_sweep_refuses_a_selection_along_an_axis_it_does_not_sweep(gpt2):
+    """positions= on an all-positions head sweep (or heads= on a residual sweep) was ignored:
+    every position was patched."""
+    _, clean_cache = gpt2.run_with_cache(CLEAN)
+    metric = analysis.logit_diff_metric(1, 2)
+    with pytest.raises(ValueError, match=r"positions=\[3\] given, but this sweep's cells are \('layer', 'head'\)"):
+        analysis.get_act_patch_attn_head_out_all_pos(gpt2, CORRUPT, clean_cache, metric, positions=[3],
+                                                     progress=False)
+    with pytest.raises(ValueError, match=r"heads=\[1\] given"):
+        analysis.get_act_patch_resid_pre(gpt2, CORRUPT, clean_cache, metric, heads=[1], progress=False)
+
+
+def test_sweep_indices_are_integers(gpt2):
+    """True was taken as index 1; numpy integers are integers."""
+    _, clean_cache = gpt2.run_with_cache(CLEAN)
+    metric = analysis.logit_diff_metric(1, 2)
+    for bad in (True, [True], [1.0]):
+        with pytest.raises(ValueError, match=r"positions \[.*\] requested; expected integers in 0-5"):
+            analysis.get_act_patch_resid_pre(gpt2, CORRUPT, clean_cache, metric, positions=bad, progress=False)
+    sweep = analysis.get_act_patch_resid_pre(gpt2, CORRUPT, clean_cache, metric, positions=np.int64(2),
+                                             layers=np.array([1]), progress=False)
+    assert sweep.item() == pytest.approx(_by_hand(gpt2, clean_cache, metric, "blocks.1.hook_resid_pre",
+                                                  positions=[2]), abs=1e-6)
