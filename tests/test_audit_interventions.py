@@ -104,3 +104,16 @@ def test_sweep_indices_are_integers(gpt2):
                                              layers=np.array([1]), progress=False)
     assert sweep.item() == pytest.approx(_by_hand(gpt2, clean_cache, metric, "blocks.1.hook_resid_pre",
                                                   positions=[2]), abs=1e-6)
+
+
+# -- intervention specs ----------------------------------------------------------------
+def test_hook_spec_with_an_unknown_key_is_refused():
+    """{"head": [3]} (for "heads") was ignored, so the spec ablated every head."""
+    spec = {"layer": 1, "component": "attention", "head": [3], "intervention": {"type": "zero_ablation"}}
+    with pytest.raises(ValueError, match=r"unknown key 'head' in an InterventionHook spec; expected layer, "
+                                         r"component, name, heads, intervention"):
+        InterventionHook.from_spec(spec)
+    with pytest.raises(ValueError, match="with an 'intervention'"):
+        InterventionHook.from_spec({"layer": 1, "component": "attention"})
+    hook = InterventionHook(layer=1, component="attention", heads=[3], action=ns.ZeroAblation())
+    assert InterventionHook.from_spec(hook.to_spec()).to_spec() == hook.to_spec()

@@ -222,11 +222,21 @@ class InterventionHook(_Addressed):
 
     @classmethod
     def from_spec(cls, spec):
+        if not isinstance(spec, dict) or "intervention" not in spec:
+            raise ValueError(f"an InterventionHook spec is a dict with an 'intervention', got {spec!r}")
+        unknown = sorted(set(spec) - set(_SPEC_KEYS), key=str)
+        if unknown:  # a misspelled "heads" would otherwise edit every head
+            keys = ", ".join(map(repr, unknown))
+            raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {keys} in an InterventionHook "
+                             f"spec; expected {', '.join(_SPEC_KEYS)}")
         return cls(layer=spec.get("layer"), component=spec.get("component"), name=spec.get("name"),
                    heads=spec.get("heads"), action=Intervention.from_spec(spec["intervention"]))
 
     def __repr__(self):
         return f"InterventionHook({self._where()}, heads={self.heads}, action={self.action!r})"
+
+
+_SPEC_KEYS = ("layer", "component", "name", "heads", "intervention")
 
 
 class ProbeHook(_Addressed):
