@@ -145,3 +145,30 @@ def test_a_sharded_index_reads_only_shards_beside_it(tmp_path):
     index.write_text(json.dumps({"weight_map": {"w": "model-1.safetensors"}}))
     with ShardedSafetensors.open(index) as reader:
         assert reader.to_list("w") == [0.0]
+
+
+# -- storage keys ---------------------------------------------------------------------------
+def test_keys_differing_in_case_are_two_files_on_any_file_system(tmp_path):
+    import os
+
+    from neuroscope.safetensors_format import save_file
+    storage = FolderStorage(tmp_path)
+    storage.write("Run", {"t": ("F32", [1], b"\0\0\x80\x3f")})
+    storage.write("run", {"t": ("F32", [1], b"\0\0\0\0")})
+    storage.write("../up/NUL\0", {"t": ("F32", [1], b"\0\0\0\0")})
+    names = os.listdir(tmp_path)
+    # macOS and Windows fold case: two names equal but for case would be one file there.
+    assert len({name.lower() for name in names}) == 3 and all("/" not in name for name in names)
+    assert storage.keys() == ["../up/NUL\0", "Run", "run"]
+    with storage.open("Run") as entry:
+        assert entry.to_list("t") == [1.0]
+    # An entry written under the earlier name (upper case as is) is still read, and replaced.
+    save_file({"t": ("F32", [1], b"\0\0\0\x40")}, tmp_path / "Old.safetensors")
+    assert "Old" in storage.keys()
+    with storage.open("Old") as entry:
+        assert entry.to_list("t") == [2.0]
+    storage.write("Old", {"t": ("F32", [1], b"\0\0\x40\x40")})
+    assert "Old.safetensors" not in os.listdir(tmp_path) and storage.keys().count("Old") == 1
+    with storage.open("Old") as entry:
+        assert entry.to_list("t") == [3.0]
+    assert storage.delete("Old") and "Old" not in storage.keys()

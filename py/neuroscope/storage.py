@@ -12,7 +12,8 @@ metadata, stored as one safetensors file (model/safetensors.py's layout) under a
     delete(key) -> bool,  keys(prefix="") -> sorted list
     write_async, open_async         the same for ``await`` (browsers without JSPI)
 
-* ``FolderStorage``: ``<root>/<quoted key>.safetensors``, written to a temporary file and
+* ``FolderStorage``: ``<root>/<quoted key>.safetensors`` (``file_name``: upper-case letters
+  escaped too, for case-insensitive file systems), written to a temporary file and
   renamed over the old one (atomic on POSIX). An optional ``quota`` (bytes) bounds the
   folder; a full disk (ENOSPC, EDQUOT) is reported the same way.
 * ``IndexedDBStorage``: worker/storage.js through ``neuroscope_js.storage`` (two-phase
@@ -53,14 +54,23 @@ class FolderStorage:
         return f"FolderStorage({self.root!r})"
 
     def _path(self, key):
-        return os.path.join(self.root, urllib.parse.quote(key, safe="") + SUFFIX)
+        return os.path.join(self.root, file_name(key))
+
+    def _stored_path(self, key):
+        """The entry's file, or one written before upper-case letters were escaped (its
+        exact name listed, so a case-insensitive file system cannot answer for another key)."""
+        path = self._path(key)
+        if os.path.exists(path):
+            return path
+        legacy = urllib.parse.quote(key, safe="") + SUFFIX
+        return os.path.join(self.root, legacy) if legacy in os.listdir(self.root) else None
 
     def write(self, key, tensors, metadata=None):
         header, views = layout(tensors, metadata)
         needed = len(header) + sum(view.nbytes for view in views)
-        path = self._path(key)
+        path, previous = self._path(key), self._stored_path(key)
         if self.quota is not None:
-            usage = self.usage() - (os.path.getsize(path) if os.path.exists(path) else 0)
+            usage = self.usage() - (os.path.getsize(previous) if previous else 0)
             if usage + needed > self.quota:
                 raise StorageQuotaError(key, needed, usage, self.quota, f"folder {self.root}")
         partial = f"{path}.{uuid.uuid4().hex}.partial"
@@ -69,6 +79,8 @@ class FolderStorage:
                 handle.write(header)
                 handle.writelines(views)
             os.replace(partial, path)
+            if previous is not None and previous != path:
+                os.remove(previous)
         except OSError as error:
             if os.path.exists(partial):
                 os.remove(partial)
@@ -78,8 +90,8 @@ class FolderStorage:
         return needed
 
     def open(self, key):
-        path = self._path(key)
-        if not os.path.exists(path):
+        path = self._stored_path(key)
+        if path is None:
             raise StorageKeyError(key, self.root, self.keys())
         return SafetensorsFile.open(path)
 
@@ -90,19 +102,26 @@ class FolderStorage:
         return self.open(key)
 
     def delete(self, key):
-        path = self._path(key)
-        if not os.path.exists(path):
+        path = self._stored_path(key)
+        if path is None:
             return False
         os.remove(path)
         return True
 
     def keys(self, prefix=""):
-        names = (urllib.parse.unquote(name[:-len(SUFFIX)]) for name in os.listdir(self.root)
-                 if name.endswith(SUFFIX))
+        names = {urllib.parse.unquote(name[:-len(SUFFIX)]) for name in os.listdir(self.root)
+                 if name.endswith(SUFFIX)}
         return sorted(name for name in names if name.startswith(prefix))
 
     def usage(self):
         return sum(entry.stat().st_size for entry in os.scandir(self.root) if entry.is_file())
+
+
+def file_name(key):
+    """``key`` as a file name: %-escaped (``/`` too), upper-case letters included, so that keys
+    differing only in case ("Run", "run") stay two files on a case-insensitive file system."""
+    return "".join(f"%{ord(char):02X}" if "A" <= char <= "Z" else urllib.parse.quote(char, safe="")
+                   for char in key) + SUFFIX
 
 
 class IndexedDBStorage:
