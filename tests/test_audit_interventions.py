@@ -117,3 +117,20 @@ def test_hook_spec_with_an_unknown_key_is_refused():
         InterventionHook.from_spec({"layer": 1, "component": "attention"})
     hook = InterventionHook(layer=1, component="attention", heads=[3], action=ns.ZeroAblation())
     assert InterventionHook.from_spec(hook.to_spec()).to_spec() == hook.to_spec()
+
+
+# -- hooks ---------------------------------------------------------------------------
+def test_a_with_block_leaves_a_hook_registered_before_it(gpt2):
+    """A hook added for good and named again in ``with model.hooks([...])`` was removed at the
+    end of the block, so the model then ran without it."""
+    ablate = InterventionHook(layer=1, component="residual", action=ns.Scale(0.0))
+    gpt2.hook_manager.add_hook(ablate)
+    try:
+        ablated = gpt2(CORRUPT).numpy()
+        with gpt2.hooks([ablate, ("blocks.0.hook_resid_pre", lambda activation, hook: None)]):
+            np.testing.assert_array_equal(gpt2(CORRUPT).numpy(), ablated)
+        assert gpt2.hook_manager.hooks == [ablate]
+        np.testing.assert_array_equal(gpt2(CORRUPT).numpy(), ablated)
+    finally:
+        gpt2.hook_manager.clear()
+    assert not np.allclose(gpt2(CORRUPT).numpy(), ablated)

@@ -443,15 +443,17 @@ class HookManager:
 
     @contextmanager
     def hooks_context(self, hooks):
-        """Add ``hooks`` (Hook objects or ``(name, fn)`` pairs) for the ``with`` body."""
-        added = []
+        """Add ``hooks`` (Hook objects or ``(name, fn)`` pairs) for the ``with`` body; a hook
+        registered before the body stays registered after it."""
+        added, before = [], set(self._hooks)
         try:
             for hook in hooks:
                 added.append(self.add_hook(*hook) if isinstance(hook, tuple) else self.add_hook(hook))
             yield added
         finally:
             for hook in added:
-                self.remove_hook(hook)
+                if hook not in before:
+                    self.remove_hook(hook)
 
     def __repr__(self):
         return f"HookManager({len(self._hooks)} hooks on {len(self.hook_points)} hook points)"
