@@ -134,3 +134,25 @@ def test_a_with_block_leaves_a_hook_registered_before_it(gpt2):
     finally:
         gpt2.hook_manager.clear()
     assert not np.allclose(gpt2(CORRUPT).numpy(), ablated)
+
+
+# -- interventions -------------------------------------------------------------------
+def _seen_after(model, hook, name):
+    seen = ns.ActivationHook(name=name)
+    with model.hooks([hook, seen]):
+        model(CORRUPT)
+    return seen.last_activation.numpy()
+
+
+def test_mean_over_batch_and_positions_of_the_pattern_keeps_its_heads(gpt2):
+    """hook_pattern is [batch, head, query, key]: the mean is over batch and query positions
+    (before, over axes 0 and 1, i.e. every head got the mean pattern of all heads)."""
+    name = "blocks.1.attn.hook_pattern"
+    before = gpt2.run_with_cache(CORRUPT, names_filter=[name])[1][name].numpy()
+    after = _seen_after(gpt2, InterventionHook(name=name, action=ns.MeanAblation(over="batch_and_positions")),
+                        name)
+    np.testing.assert_allclose(after, np.broadcast_to(before.mean((0, 2), keepdims=True), before.shape),
+                               atol=1e-6)
+    resid = gpt2.run_with_cache(CORRUPT, names_filter=["blocks.1.hook_resid_pre"])[1]["blocks.1.hook_resid_pre"]
+    with pytest.raises(ns.NeuroScopeError, match="over='batch_and_positions' needs to know the activation's axes"):
+        ns.MeanAblation(over="batch_and_positions").apply(ns.Tensor(resid.data, resid.backend))

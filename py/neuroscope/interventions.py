@@ -58,11 +58,11 @@ class Intervention:
         where = getattr(hook, "name", "this activation")
         key = [slice(None)] * activation.ndim
         if self.positions is not None:
-            axis = _axis_of(axes, ("pos",), where, "positions")
+            axis = _axis_of(axes, ("pos",), where, "positions=")
             key[axis] = as_indices(self.positions, "positions", activation.shape[axis], allow_all=False,
                                    negative=True)
         if heads is not None:
-            axis = _axis_of(axes, ("head", "kv_head"), where, "heads")
+            axis = _axis_of(axes, ("head", "kv_head"), where, "heads=")
             key[axis] = as_indices(heads, "heads", activation.shape[axis])
         key = tuple(key)
         selected = activation[key]
@@ -120,7 +120,10 @@ class ZeroAblation(Intervention):
 
 
 class MeanAblation(Intervention):
-    """Replace with a mean: a given one, or the batch (and position) mean of the activation."""
+    """Replace with a mean: a given one, or the batch (and position) mean of the activation.
+
+    The positions averaged over are the hook's ``"pos"`` axis (the query positions of
+    ``hook_pattern``, whose axis 1 is the head)."""
 
     kind = "mean_ablation"
 
@@ -138,7 +141,8 @@ class MeanAblation(Intervention):
         if self.mean is not None:
             mean = as_tensor(self.mean, dtype=activation.dtype, backend=activation.backend)
         else:
-            axes = (0,) if self.over == "batch" else (0, 1)
+            axes = (0,) if self.over == "batch" else (
+                0, _axis_of(activation.axes, ("pos",), "this activation", f"over={self.over!r}"))
             mean = activation.mean(axes, keepdims=True)
         return mean.broadcast_to(activation.shape) + 0.0
 
@@ -296,9 +300,9 @@ def _axis_of(axes, names, where, what):
         if axes and name in axes:
             return axes.index(name)
     if not axes:
-        raise NeuroScopeError(f"{what}= needs to know the activation's axes: apply the intervention at a "
+        raise NeuroScopeError(f"{what} needs to know the activation's axes: apply the intervention at a "
                               "hook (InterventionHook, or intervene(activation, hook))")
-    raise NeuroScopeError(f"{what}= given for {where}, whose activation {list(axes)} has no "
+    raise NeuroScopeError(f"{what} given for {where}, whose activation {list(axes)} has no "
                           f"{' or '.join(names)} axis")
 
 
