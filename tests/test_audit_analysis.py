@@ -159,3 +159,25 @@ def test_the_probe_split_holds_out_every_class_with_two_examples():
     assert sorted(labels[i] for i in test) == ["common"] * 2 + ["rare"]  # round(2.5) = 2
     assert {labels[i] for i in train} == {"rare", "common", "single"}
     assert _split(labels, 0.0, seed=0) == (list(range(len(labels))), [])
+
+
+def test_probe_auc_and_loss_do_not_saturate_with_confident_logits():
+    # Logits 20, 30, 25, -5, 40 all but one give a float32 probability of exactly 1.0: the AUC
+    # tied them (0.667 where scikit-learn gives 0.5), and the loss was capped at -log(1e-45).
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from neuroscope.analysis.probes import LinearProbe
+
+    spec = {"type": "linear_probe", "version": 1, "classes": [0, 1], "weights": [[1.0]], "bias": [0.0],
+            "regularization": 0.01}
+    probe = LinearProbe.from_spec(spec)
+    gaps, labels = [20.0, 30.0, 25.0, -5.0, 40.0], [1, 1, 0, 0, 0]
+    metrics = probe.evaluate([[g] for g in gaps], labels)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(labels, gaps))
+    signed = np.array([-g if y else g for g, y in zip(gaps, labels)])
+    assert metrics["loss"] == pytest.approx(np.logaddexp(0.0, signed).mean(), rel=1e-5)  # exact, unclipped
+    small = [[0.5], [-1.0], [2.0]]
+    p1 = 1 / (1 + np.exp(-np.array([0.5, -1.0, 2.0])))
+    assert probe.evaluate(small, [1, 0, 0])["loss"] == pytest.approx(log_loss([1, 0, 0], p1), rel=1e-5)
+    assert probe.evaluate([[200.0], [-1.0]], [0, 0])["loss"] == pytest.approx(
+        np.logaddexp(0.0, [200.0, -1.0]).mean(), rel=1e-5)  # was capped near 104

@@ -145,7 +145,8 @@ class LinearProbe:
         order; 0.0 where undefined, as scikit-learn reports), and ``auc`` for two classes (None
         when ``labels`` hold one class only)."""
         labels = _as_labels(labels)
-        probabilities = self.predict_proba(x)  # [n, k]
+        logits = self.logits(x)  # [n, k]
+        probabilities = logits.softmax(-1)  # [n, k]
         if probabilities.ndim != 2 or probabilities.shape[0] != len(labels):
             raise ProbeError(f"{len(labels)} labels for x of shape {list(probabilities.shape[:-1])}"
                              f" (+ features); expected [n, d] with n = {len(labels)}")
@@ -155,7 +156,9 @@ class LinearProbe:
             raise ProbeError(f"label {unknown[0]!r} is not one of the probe's classes {self.classes}")
         truth = [index[label] for label in labels]
         predicted = probabilities.argmax(-1).tolist()
-        rows = probabilities.tolist()
+        # from the logits: float32 probabilities round to 1.0 (or 0.0) past a logit gap of ~17
+        # (~104), which tied different scores in the AUC and capped the loss
+        log_rows, logit_rows = logits.log_softmax(-1).tolist(), logits.tolist()
         k, n = len(self.classes), len(truth)
         hits = [0] * k
         chosen, support = [predicted.count(c) for c in range(k)], [truth.count(c) for c in range(k)]
@@ -163,13 +166,13 @@ class LinearProbe:
             hits[t] += t == p
         metrics = {
             "accuracy": sum(hits) / n, "n": n, "classes": list(self.classes),
-            "loss": -sum(math.log(max(row[t], 1e-45)) for row, t in zip(rows, truth)) / n,
+            "loss": -sum(row[t] for row, t in zip(log_rows, truth)) / n,
             "precision": [hits[c] / chosen[c] if chosen[c] else 0.0 for c in range(k)],
             "recall": [hits[c] / support[c] if support[c] else 0.0 for c in range(k)],
             "support": support,
         }
         if self.binary:
-            metrics["auc"] = _auc([row[1] for row in rows], truth)
+            metrics["auc"] = _auc([row[1] - row[0] for row in logit_rows], truth)
         return metrics
 
     def _trained(self):
