@@ -189,3 +189,23 @@ def test_a_dtype_the_backend_cannot_keep_is_refused_before_loading():
     with pytest.raises(ValueError, match=r"dtype='bfloat16': the numpy backend keeps weights in float32 or "
                                          r"float16; dtype='float32' upcasts the file"):
         ns.TransformerModel.from_huggingface("demo", dtype="bfloat16", backend=NumpyBackend())
+
+
+def test_a_url_models_index_fetches_only_shards_beside_it():
+    # A shard name was joined to the model's URL as it was, so an index could have the
+    # loader fetch weights from another folder or another site.
+    from neuroscope.model.remote import RemoteShardedSafetensors, UrlOpener
+
+    fetched = []
+    opener = UrlOpener("https://models.example/gpt2/", fetch=lambda url: fetched.append(url))
+    where = opener.where("model.safetensors.index.json")
+    for shard in ("https://other.example/x.safetensors", "//other.example/x.safetensors", "../x.safetensors",
+                  "sub/x.safetensors", "%2e%2e%2fx.safetensors", "..", ""):
+        index = json.dumps({"weight_map": {"wte.weight": shard}}).encode()
+        with pytest.raises(ModelFormatError, match=r"shard .* \(holding 'wte.weight'\) is not a file name in "
+                                                   r"the model's folder https://models.example/gpt2/"):
+            RemoteShardedSafetensors.from_index(opener, index, where)
+    assert fetched == []
+    good = json.dumps({"weight_map": {"wte.weight": "model-00001-of-00002.safetensors"}}).encode()
+    assert RemoteShardedSafetensors.from_index(opener, good, where).weight_map == {
+        "wte.weight": "model-00001-of-00002.safetensors"}

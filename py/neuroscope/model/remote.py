@@ -149,6 +149,12 @@ class RemoteShardedSafetensors(ShardedSafetensors):
         if not isinstance(weight_map, dict) or not all(isinstance(s, str) for s in weight_map.values()):
             raise ModelFormatError(
                 f"{url}: expected a JSON object with a \"weight_map\" of tensor name -> shard file name")
+        for tensor, shard in weight_map.items():
+            # Shards sit beside the index: a path, a URL or an escape (%2e%2e) would fetch a file
+            # from elsewhere (another folder, another site) as this model's weights.
+            if shard in ("", ".", "..") or any(c in shard for c in "/\\:?#%"):
+                raise ModelFormatError(f"{url}: shard {shard!r} (holding {tensor!r}) is not a file name "
+                                       f"in the model's folder {opener.base_url}")
         metadata = index.get("metadata")
         return cls(weight_map, opener, url, metadata if isinstance(metadata, dict) else None)
 
