@@ -156,3 +156,16 @@ def test_mean_over_batch_and_positions_of_the_pattern_keeps_its_heads(gpt2):
     resid = gpt2.run_with_cache(CORRUPT, names_filter=["blocks.1.hook_resid_pre"])[1]["blocks.1.hook_resid_pre"]
     with pytest.raises(ns.NeuroScopeError, match="over='batch_and_positions' needs to know the activation's axes"):
         ns.MeanAblation(over="batch_and_positions").apply(ns.Tensor(resid.data, resid.backend))
+
+
+@pytest.mark.parametrize("action", [Patch, ns.ResampleAblation])
+def test_patch_of_some_positions_or_heads_needs_a_source_of_the_same_shape(gpt2, action):
+    """With positions= or heads=, a source prompt of another length was patched in silently
+    (its position 3 into the run's position 3); without them it was refused."""
+    _, short_cache = gpt2.run_with_cache([row[:5] for row in CLEAN])
+    for heads, component, positions in ((None, "residual", [3]), ([1], "z", None), ([1], "z", [-1])):
+        hook = InterventionHook(layer=1, component=component, heads=heads,
+                                action=action(short_cache, positions=positions))
+        with pytest.raises(ValueError, match=r"source shape \[2, 5, .*\] differs from activation shape \[2, 6, "):
+            gpt2.run_with_hooks(CORRUPT, fwd_hooks=[hook])
+    assert gpt2.hook_manager.hooks == []

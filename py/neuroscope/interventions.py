@@ -181,15 +181,20 @@ class Patch(Intervention):
             raise RuntimeError("Patch from tokens must be registered on a model before it runs")
         return self.source[hook.name]
 
-    def _apply_selected(self, activation, key, hook):
-        return self._source_for(activation, hook)[key]
-
-    def apply_at(self, activation, hook):
+    def _matching_source(self, activation, hook):
+        # Whole or in part (heads, positions), a patch takes the source's entries at the same
+        # indices, so the two runs must have the same shape.
         source = self._source_for(activation, hook)
         if source.shape != activation.shape:
             raise ValueError(f"cannot patch {hook.name}: source shape {list(source.shape)} "
                              f"differs from activation shape {list(activation.shape)}")
         return source
+
+    def _apply_selected(self, activation, key, hook):
+        return self._matching_source(activation, hook)[key]
+
+    def apply_at(self, activation, hook):
+        return self._matching_source(activation, hook)
 
     def params(self):
         if self.source_tokens is None:
@@ -216,9 +221,6 @@ class ResampleAblation(Patch):
         # Resample to the activation's batch size, cycling through the donors.
         order = [order[i % len(order)] for i in range(activation.shape[0])]
         return source[order]
-
-    def apply_at(self, activation, hook):
-        return self._source_for(activation, hook)
 
     def params(self):
         return {**super().params(), "seed": self.seed}
