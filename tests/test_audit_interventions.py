@@ -169,3 +169,19 @@ def test_patch_of_some_positions_or_heads_needs_a_source_of_the_same_shape(gpt2,
         with pytest.raises(ValueError, match=r"source shape \[2, 5, .*\] differs from activation shape \[2, 6, "):
             gpt2.run_with_hooks(CORRUPT, fwd_hooks=[hook])
     assert gpt2.hook_manager.hooks == []
+
+
+# -- attribution ---------------------------------------------------------------------
+def test_attribution_refuses_texts_padded_differently():
+    """Texts are padded by the tokenizer; the corrupted texts' padding was dropped and both
+    runs used the clean texts' mask, comparing a real token with a pad at the same position."""
+    model = ns.TransformerModel.from_huggingface("demo")
+    clean = ["When Mary and John went", "When Tom and Anna went to the park"]
+    corrupted = ["When Mary and John went to the park", "When Tom and Anna went"]
+    assert model.tokenize(clean)[0].shape == model.tokenize(corrupted)[0].shape
+    metric = analysis.logit_diff_metric(5, 6)
+    with pytest.raises(ValueError, match=r"the clean and the corrupted prompt 0 are padded differently \(attention "
+                                         r"mask \[1, 1, 1, 1, 1, 1, 0, 0, 0\] vs \[1, 1, 1, 1, 1, 1, 1, 1, 1\]\)"):
+        analysis.attribution_patching(model, clean, corrupted, metric)
+    alike = ["When John and Mary went", "When Anna and Tom went to the park"]
+    assert analysis.attribution_patching(model, clean, alike, metric).shape == (4, 9)

@@ -83,12 +83,19 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
     if not (isinstance(ig_steps, int) and ig_steps >= 1):
         raise ValueError(f"ig_steps={ig_steps!r}; expected a positive integer")
     clean, mask = model._as_tokens(clean, attention_mask)
-    corrupted, _ = model._as_tokens(corrupted, mask)
+    corrupted, corrupt_mask = model._as_tokens(corrupted, attention_mask)
     if tuple(clean.shape) != tuple(corrupted.shape):
         raise ValueError(f"the clean prompt has [batch, pos] {list(clean.shape)} and the corrupted one "
                          f"{list(corrupted.shape)}: attribution compares activations position by position, "
                          "so both must have the same number of tokens (pad them alike, or choose prompts "
                          "that tokenize to the same length)")
+    # Texts bring their own padding; both runs use one mask, so it must be the same.
+    real, corrupt_real = _real_tokens(mask, clean.shape), _real_tokens(corrupt_mask, clean.shape)
+    if real != corrupt_real:
+        row = next(i for i, (a, b) in enumerate(zip(real, corrupt_real)) if a != b)
+        raise ValueError(f"the clean and the corrupted prompt {row} are padded differently (attention mask "
+                         f"{real[row]} vs {corrupt_real[row]}): attribution compares activations position by "
+                         "position, so each pair must tokenize to the same length")
     steps = ig_steps if method == "eap-ig" else 1
     if nodes == "edges":
         return _edges(model, clean, corrupted, metric, mask, steps, method, progress)
@@ -115,6 +122,15 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
                 rows.append(product.sum(axis=(0, 3)))             # -> [p, h]
         scores[kind] = stack(rows)
     return scores if isinstance(nodes, (list, tuple)) else scores[nodes]
+
+
+def _real_tokens(mask, shape):
+    """The attention mask as lists of 0 / 1 (all 1 for None)."""
+    if mask is None:
+        return [[1] * shape[1] for _ in range(shape[0])]
+    rows = mask.tolist() if hasattr(mask, "tolist") else mask
+    rows = rows if rows and isinstance(rows[0], list) else [rows]
+    return [[int(bool(value)) for value in row] for row in rows]
 
 
 def _check_names(model, names, what):
