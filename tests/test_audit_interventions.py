@@ -185,3 +185,19 @@ def test_attribution_refuses_texts_padded_differently():
         analysis.attribution_patching(model, clean, corrupted, metric)
     alike = ["When John and Mary went", "When Anna and Tom went to the park"]
     assert analysis.attribution_patching(model, clean, alike, metric).shape == (4, 9)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"type": "scale", "factor": True}, r"factor=True \(a bool\); expected a number"),
+    ({"type": "scale", "factor": "2"}, r"factor='2' \(a str\); expected a number"),
+    ({"type": "add_vector", "vector": [1.0], "coefficient": None}, r"coefficient=None \(a NoneType\)"),
+    ({"type": "noise", "noise_level": "0.1"}, r"noise_level='0.1' \(a str\)"),
+    ({"type": "noise", "noise_level": 0.1, "seed": "x"}, r"seed='x' \(a str\); expected an integer"),
+    ({"type": "noise", "noise_level": 0.1, "seed": 1.5}, r"seed=1.5 \(a float\); expected an integer"),
+    ({"type": "resample_ablation", "source_tokens": [[1, 2]], "seed": None}, r"seed=None"),
+])
+def test_spec_values_of_the_wrong_type_are_refused(spec, message):
+    """A spec's {"factor": true} scaled by 1.0 and {"seed": "x"} seeded the noise with a string."""
+    with pytest.raises(TypeError, match=message):
+        ns.Intervention.from_spec(spec)
+    assert ns.Scale(np.float32(0.5)).factor == 0.5 and ns.NoiseInjection(2, seed=np.int64(3)).seed == 3

@@ -15,9 +15,10 @@ axis (the query positions of ``hook_pattern``). A hook without such an axis
 refuses the selection.
 """
 
+import numbers
 import random
 
-from .args import as_indices
+from .args import as_indices, is_integer
 from .errors import NeuroScopeError, ShapeError
 from .tensor import Tensor, as_tensor, full
 
@@ -212,7 +213,7 @@ class ResampleAblation(Patch):
 
     def __init__(self, source=None, source_tokens=None, seed=0, positions=None, source_attention_mask=None):
         super().__init__(source, source_tokens, positions, source_attention_mask)
-        self.seed = seed
+        self.seed = _seed(seed)
 
     def _source_for(self, activation, hook):
         source = super()._source_for(activation, hook)
@@ -231,7 +232,7 @@ class Scale(Intervention):
 
     def __init__(self, factor, positions=None):
         super().__init__(positions)
-        self.factor = float(factor)
+        self.factor = _number(factor, "factor")
 
     def apply(self, activation):
         return activation * self.factor
@@ -247,7 +248,7 @@ class AddVector(Intervention):
 
     def __init__(self, vector, coefficient=1.0, positions=None):
         super().__init__(positions)
-        self.vector, self.coefficient = vector, float(coefficient)
+        self.vector, self.coefficient = vector, _number(coefficient, "coefficient")
 
     def apply(self, activation):
         vector = as_tensor(self.vector, dtype=activation.dtype, backend=activation.backend)
@@ -272,7 +273,7 @@ class NoiseInjection(Intervention):
 
     def __init__(self, noise_level, seed=0, positions=None):
         super().__init__(positions)
-        self.noise_level, self.seed = float(noise_level), seed
+        self.noise_level, self.seed = _number(noise_level, "noise_level"), _seed(seed)
 
     def apply(self, activation):
         rng = random.Random(self.seed)
@@ -282,6 +283,19 @@ class NoiseInjection(Intervention):
 
     def params(self):
         return {"noise_level": self.noise_level, "seed": self.seed}
+
+
+def _number(value, what):
+    """A real number as a float; bools and strings (a spec's "2") are refused, not coerced."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what}={value!r} (a {type(value).__name__}); expected a number")
+    return float(value)
+
+
+def _seed(value):
+    if not is_integer(value):
+        raise TypeError(f"seed={value!r} (a {type(value).__name__}); expected an integer")
+    return int(value)
 
 
 def _plain(value):
