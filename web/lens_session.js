@@ -73,11 +73,34 @@ export async function openState(app, state, { fromLink = true, drafts = null } =
     await app.loadModel({ ref: "demo" }, { keepState: true });
     return;
   }
+  const site = fromLink ? otherSite(ref) : null;
+  if (site && !globalThis.confirm(`This analysis loads its model from another site, ${site}:\n${ref}\n\n` +
+    "That site learns of this visit and chooses the weights the analysis runs on. Load the model from " +
+    "there? (Cancel loads the demo model instead.)")) {
+    app.message(`The model of this analysis (${ref}) was not loaded: it is on another site (${site}). The demo ` +
+      "model is loaded instead; pick URL in the model bar and enter that address to load it.", "warn");
+    await app.loadModel({ ref: "demo" }, { keepState: true });
+    return;
+  }
   const info = await app.loadModel({ ref }, { keepState: true });
   if (!info && ref !== "demo") {
     app.message(`${ref} could not be loaded; the demo model is loaded instead.`, "warn");
     await app.loadModel({ ref: "demo" }, { keepState: true });
   }
+}
+
+// The site of a model reference that is a URL of another origin (null for "demo", a hub name,
+// a path relative to the page, or this page's origin): a link or a file (untrusted) loads
+// from there only when the viewer agrees.
+function otherSite(ref) {
+  let url;
+  try {
+    url = new URL(ref);
+  } catch {
+    return null; // not an absolute URL: resolved against this page (or the hub, by name)
+  }
+  if (url.origin === location.origin) return null;
+  return url.origin === "null" ? `a ${url.protocol} address` : url.origin;
 }
 
 export function saveSoon(app) {

@@ -327,3 +327,37 @@ def test_a_link_with_code_in_the_neuron_layer_opens_without_running_it(browser, 
         assert not any(PRINTED in text for text in printed), printed
     finally:
         page.context.close()
+
+
+def test_a_state_with_a_model_on_another_site_asks_before_fetching_it(lens):
+    # A link (or file) chose the URL its model was fetched from, any site, without asking:
+    # that site learned of the visit and chose the weights the analysis ran on.
+    asked, fetched = [], []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.accept() if len(asked) == 2 else dialog.dismiss()
+
+    def request(request):
+        if request.url.startswith("http://127.0.0.1:9/"):
+            fetched.append(request.url)
+
+    lens.on("dialog", answer)
+    lens.context.on("request", request)
+    try:
+        state = base_state()
+        state["model"] = {"ref": "http://127.0.0.1:9/models/elsewhere/"}
+        open_state(lens, state)  # declined: nothing fetched, the demo model instead
+        assert len(asked) == 1 and "another site, http://127.0.0.1:9" in asked[0], asked
+        assert fetched == []
+        assert lens.evaluate("window.neuroscope.app.state.model.ref") == "demo"
+        assert "was not loaded: it is on another site (http://127.0.0.1:9)" in lens.inner_text("#messages")
+        open_state(lens, state)  # agreed: fetched (nothing answers there: reported, the demo instead)
+        assert len(asked) == 2 and fetched, (asked, fetched)
+        assert "http://127.0.0.1:9/models/elsewhere/ could not be loaded" in lens.inner_text("#messages")
+        assert lens.evaluate("window.neuroscope.app.state.model.ref") == "demo"
+        open_state(lens, base_state())  # a page-relative model ("demo") is not asked about
+        assert len(asked) == 2
+    finally:
+        lens.remove_listener("dialog", answer)
+        lens.context.remove_listener("request", request)
