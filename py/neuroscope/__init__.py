@@ -5,7 +5,7 @@ in CPython (numpy) and in the browser (Pyodide + WebGPU / WebGL2 / wasm).
 """
 
 from .analysis.circuits import Circuit, CircuitFinder
-from .analysis.hypothesis import Hypothesis, HypothesisTester
+from .analysis.hypothesis import Hypothesis, HypothesisError, HypothesisTester, HypothesisWarning
 from .analysis.neurons import NeuronAnalyzer, NeuronSummary
 from .analysis.probes import LinearProbe, probe_layers
 from .autograd import enable_grad, no_grad
@@ -76,7 +76,8 @@ __all__ = [
     "DatasetError", "DistributedAnalysis",
     "FunctionHook",
     "FunctionIntervention",
-    "HookManager", "HookPoint", "Hypothesis", "HypothesisTester", "Intervention", "InterventionHook",
+    "HookManager", "HookPoint", "Hypothesis", "HypothesisError", "HypothesisTester", "HypothesisWarning",
+    "Intervention", "InterventionHook",
     "InteractiveLens", "InterpretabilityNotebook", "InvalidIndexError", "InvalidTokenError",
     "LayerNotFoundError", "LinearProbe", "LogitLensVisualizer",
     "MeanAblation", "ModelConfig", "ModelFormatError", "ModelOutput", "NeuronAnalyzer", "NeuronSummary",

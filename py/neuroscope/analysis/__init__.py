@@ -27,7 +27,7 @@ from .attention import (
 from .attribution import EdgeAttribution, attribution_patching
 from .circuits import Circuit, CircuitFinder
 from .common import MissingActivationError, Slice
-from .hypothesis import Hypothesis, HypothesisResult, HypothesisTester
+from .hypothesis import Hypothesis, HypothesisError, HypothesisResult, HypothesisTester, HypothesisWarning
 from .lens import (
     accumulated_resid,
     apply_ln_to_stack,
@@ -59,7 +59,8 @@ from .saliency import TokenSaliency, integrated_gradients
 
 __all__ = [
     "SWEEPS", "AttentionAnalysis", "AttentionAnalyzer", "AttentionEntropy", "AttentionMetric",
-    "Circuit", "CircuitFinder", "Hypothesis", "HypothesisResult", "HypothesisTester",
+    "Circuit", "CircuitFinder", "Hypothesis", "HypothesisError", "HypothesisResult", "HypothesisTester",
+    "HypothesisWarning",
     "DetectionScore", "DuplicateTokenScore", "EdgeAttribution", "attribution_patching",
     "InductionScore", "LogitLensTable", "MissingActivationError", "TokenSaliency", "integrated_gradients",
     "PreviousTokenScore", "ProgressBar", "Slice", "accumulated_resid", "apply_ln_to_stack",
