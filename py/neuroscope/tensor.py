@@ -119,8 +119,9 @@ class Tensor:
     def numpy(self):
         """A read-only numpy array (CPython, or Pyodide with numpy loaded): a view of the
         tensor's memory where the backend allows (numpy, torch on the CPU), so no copy is made,
-        and read-only on every backend alike, since tensors never change (a cached activation
-        or a weight edited through it would silently change what the model and its caches
+        and read-only on every backend alike, since that memory is never written once made
+        (``t[...] = v`` gives ``t`` new memory; a weight or another tensor sharing the old
+        memory, edited through the array, would silently change what the model and its caches
         hold). ``tensor.numpy().copy()`` or ``np.array(tensor)`` gives an array to edit."""
         import numpy
 
