@@ -136,6 +136,23 @@ def test_patching_sweep_caches_the_clean_run_itself(small):
         np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
 
 
+def test_texts_and_padding_are_those_of_both_runs():
+    # Corrupted texts failed ("invalid literal for int()"); a clean run padded otherwise than
+    # the corrupted one was patched position by position, real tokens onto pads, silently.
+    demo = ns.TransformerModel.from_huggingface("demo")
+    clean = ["When Mary and John went to the store, John gave a drink to", "The cat sat on the mat and the"]
+    corrupt = ["When Mary and John went to the store, Kate gave a drink to", "The dog sat on the mat and the"]
+    metric = analysis.logit_diff_metric([demo.to_single_token(" Mary")] * 2, [demo.to_single_token(" John")] * 2)
+    swept = analysis.patching_sweep(demo, clean, corrupt, metric, kind="resid_pre", layers=[1], progress=False)
+    tokens, mask = demo.tokenize(corrupt)
+    _, cache = demo.run_with_cache(clean, names_filter=["blocks.1.hook_resid_pre"])
+    by_ids = analysis.get_act_patch_resid_pre(demo, tokens, cache, metric, layers=[1], attention_mask=mask,
+                                              progress=False)
+    np.testing.assert_array_equal(swept.numpy(), by_ids.numpy())
+    with pytest.raises(ValueError, match=r"prompt 1 are padded differently .*position by position"):
+        analysis.get_act_patch_resid_pre(demo, tokens, cache, metric, layers=[1], progress=False)
+
+
 def test_bad_inputs_are_named(small):
     model, _, clean_cache = small
     metric = analysis.logit_diff_metric(1, 2)

@@ -36,6 +36,7 @@ from ..autograd import enable_grad
 from ..names import act_name
 from ..progress import progress_reporter
 from ..tensor import Tensor, as_tensor, cat, stack
+from .common import mask_rows
 
 METHODS = ("atp", "eap", "eap-ig")
 # nodes -> (short hook name, the axes of its scores)
@@ -90,7 +91,7 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
                          "so both must have the same number of tokens (pad them alike, or choose prompts "
                          "that tokenize to the same length)")
     # Texts bring their own padding; both runs use one mask, so it must be the same.
-    real, corrupt_real = _real_tokens(mask, clean.shape), _real_tokens(corrupt_mask, clean.shape)
+    real, corrupt_real = mask_rows(mask, clean.shape), mask_rows(corrupt_mask, clean.shape)
     if real != corrupt_real:
         row = next(i for i, (a, b) in enumerate(zip(real, corrupt_real)) if a != b)
         raise ValueError(f"the clean and the corrupted prompt {row} are padded differently (attention mask "
@@ -122,15 +123,6 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
                 rows.append(product.sum(axis=(0, 3)))             # -> [p, h]
         scores[kind] = stack(rows)
     return scores if isinstance(nodes, (list, tuple)) else scores[nodes]
-
-
-def _real_tokens(mask, shape):
-    """The attention mask as lists of 0 / 1 (all 1 for None)."""
-    if mask is None:
-        return [[1] * shape[1] for _ in range(shape[0])]
-    rows = mask.tolist() if hasattr(mask, "tolist") else mask
-    rows = rows if rows and isinstance(rows[0], list) else [rows]
-    return [[int(bool(value)) for value in row] for row in rows]
 
 
 def _check_names(model, names, what):

@@ -83,6 +83,16 @@ class Slice:
         return f"Slice({self.selection!r}, mode={self.mode!r})"
 
 
+def mask_rows(mask, shape):
+    """An attention mask (a Tensor, lists or None for no padding) as lists of 0 / 1 per row of
+    a ``[batch, pos]`` ``shape``: what two runs compared position by position must share."""
+    if mask is None:
+        return [[1] * shape[1] for _ in range(shape[0])]
+    rows = mask.tolist() if hasattr(mask, "tolist") else mask
+    rows = rows if rows and isinstance(rows[0], list) else [rows]
+    return [[int(bool(value)) for value in row] for row in rows]
+
+
 def final_layer(layer, n_layers, purpose):
     """TransformerLens' convention: None and -1 mean ``n_layers`` (the input to the unembed)."""
     if layer is None or layer == -1:

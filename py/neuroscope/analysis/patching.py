@@ -30,7 +30,7 @@ from ..interventions import Patch
 from ..names import act_name
 from ..progress import progress_reporter
 from ..tensor import Tensor, as_tensor
-from .common import MissingActivationError
+from .common import MissingActivationError, mask_rows
 
 # The axes a sweep may iterate over, and the activation axis each one selects.
 _AXES = ("layer", "pos", "head")
@@ -57,9 +57,8 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     if index_axis_names[0] != "layer" or any(axis not in _AXES for axis in index_axis_names):
         raise ValueError(f"index_axis_names={index_axis_names!r}; expected 'layer' first, then 'pos' "
                          "and/or 'head'")
-    tokens = as_tensor(corrupted_tokens, dtype="int64", backend=model.backend)
-    if tokens.ndim == 1:
-        tokens = tokens.unsqueeze(0)
+    # Texts are tokenized (and padded, with their mask) as the clean run's were.
+    tokens, attention_mask = model._as_tokens(corrupted_tokens, attention_mask)
     layers = _checked("layers", layers, model.cfg.n_layers)
     names = {layer: act_name(activation_name, layer) for layer in layers}
     point = _hook_point(model, activation_name)
@@ -79,7 +78,7 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     }
     axes = [ranges[axis] for axis in index_axis_names]
     cells = _product(axes)
-    _check_clean(clean_cache, names, tokens, where["pos"])
+    _check_clean(clean_cache, names, tokens, where["pos"], attention_mask)
     group = _cells_per_forward(cells_per_forward, len(cells), tokens.shape)
     report = progress_reporter(progress, f"patching {activation_name}")
     report(0, len(cells))
@@ -283,7 +282,7 @@ def _hook_point(model, activation_name):
     return model.hook_points[name]
 
 
-def _check_clean(clean_cache, names, tokens, pos_axis):
+def _check_clean(clean_cache, names, tokens, pos_axis, attention_mask):
     batch, n_positions = tokens.shape
     for name in names.values():
         if name not in clean_cache:
@@ -293,6 +292,15 @@ def _check_clean(clean_cache, names, tokens, pos_axis):
         if got != [batch, n_positions]:
             raise ValueError(f"clean {name} has batch and positions {got}, the corrupted tokens "
                              f"{[batch, n_positions]}: clean and corrupted prompts must have the same shape")
+    # Patching is position by position: a clean run padded otherwise would move real tokens'
+    # activations onto pads (the cache keeps the mask its run used).
+    clean, corrupted = (mask_rows(getattr(clean_cache, "attention_mask", None), tokens.shape),
+                        mask_rows(attention_mask, tokens.shape))
+    if clean != corrupted:
+        row = next(i for i, (a, b) in enumerate(zip(clean, corrupted)) if a != b)
+        raise ValueError(f"the clean and the corrupted prompt {row} are padded differently (attention mask "
+                         f"{clean[row]} vs {corrupted[row]}): patching moves activations position by "
+                         "position, so each pair must tokenize to the same length and be padded alike")
 
 
 __all__ = ["SWEEPS", "generic_activation_patch", "get_act_patch_attn_head_out_all_pos",
