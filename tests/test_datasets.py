@@ -317,6 +317,25 @@ def test_stored_datasets_round_trip_list_and_remove(tmp_path, monkeypatch):
         Dataset.stored("my set.jsonl")
 
 
+def test_a_stored_dataset_is_read_from_its_own_bytes(tmp_path, monkeypatch):
+    # Dataset.stored named its scratch copy after the hash written in the entry: two entries
+    # without one (or with a wrong one) shared a copy, and the second read the first's examples.
+    from neuroscope.datasets import dataset_storage, store_dataset
+    monkeypatch.setenv("NEUROSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    storage = dataset_storage()
+    for name, text in (("a.jsonl", "first"), ("b.jsonl", "second")):
+        data = (json.dumps({"text": text}) + "\n").encode()
+        storage.write(name, {"bytes": ("U8", [len(data)], data)}, {"name": name, "examples": "1"})
+    for name in ("a.jsonl", "b.jsonl"):
+        with pytest.raises(DatasetError, match=f"stored dataset '{name}' is damaged: its bytes hash to"):
+            Dataset.stored(name)
+    store_dataset("a.jsonl", b'{"text": "first"}\n')
+    store_dataset("b.jsonl", b'{"text": "second"}\n')
+    assert [list(Dataset.stored(name)) for name in ("a.jsonl", "b.jsonl")] == [[{"text": "first"}],
+                                                                                [{"text": "second"}]]
+    assert not [path for path in (tmp_path / "cache").rglob("*.partial")]  # no scratch file left behind
+
+
 @pytest.mark.parametrize("name, data, words", [
     ("bad.jsonl", b'{"text": "fine"}\n{"text": broken\n', "bad.jsonl:2: not a JSON object"),
     ("bad.jsonl", b'{"text": "fine"}\n{"label": 1}\n', "bad.jsonl:2: the example has no 'text'"),

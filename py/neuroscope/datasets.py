@@ -32,6 +32,7 @@ in the browser), written to a local file and indexed like any other.
 """
 
 import array
+import contextlib
 import csv
 import hashlib
 import io
@@ -39,6 +40,7 @@ import json
 import os
 import random
 import re
+import tempfile
 
 from .errors import DatasetError, StorageKeyError
 from .storage import cache_home, storage_for
@@ -100,13 +102,17 @@ class Dataset:
             known = ", ".join(item["name"] for item in stored_datasets(storage)) or "none"
             raise DatasetError(f"no stored dataset {name!r}; stored here: {known}") from None
         try:
-            digest = entry.metadata.get("sha256", "")
+            # The scratch copy is named by the bytes' own hash, checked against the one stored
+            # with them: a missing or wrong value would name another dataset's copy.
+            data = bytes(entry.raw("bytes"))
+            digest = hashlib.sha256(data).hexdigest()
+            if entry.metadata.get("sha256") != digest:
+                said = str(entry.metadata.get("sha256"))[:16]
+                raise DatasetError(f"stored dataset {name!r} is damaged: its bytes hash to {digest[:16]}..., "
+                                   f"its entry says {said}...; store it again")
             path = os.path.join(_scratch_folder(), f"stored-{digest[:24]}{_extension(name)}")
             if not os.path.exists(path):
-                partial = f"{path}.partial"
-                with open(partial, "wb") as handle:
-                    handle.write(entry.raw("bytes"))
-                os.replace(partial, path)
+                _write_new(path, lambda handle: handle.write(data))
         finally:
             entry.close()
         return cls.from_file(path, name=name)
@@ -425,7 +431,6 @@ def _local_copy(url):
     from .model.remote import fetch_bytes
     in_browser = _in_browser()
     path = os.path.join(_scratch_folder(), hashlib.sha256(url.encode()).hexdigest()[:24] + _extension(url))
-    partial = path + ".partial"
     if in_browser:
         try:
             data = fetch_bytes(url)
@@ -433,18 +438,35 @@ def _local_copy(url):
             raise DatasetError(f"{url}: could not be downloaded ({error})") from None
         if data is None:
             raise DatasetError(f"{url}: could not be downloaded (HTTP 404: not found)")
-        with open(partial, "wb") as handle:
-            handle.write(data)
+        _write_new(path, lambda handle: handle.write(data))
     else:
         import urllib.request
-        try:
-            with urllib.request.urlopen(url) as response, open(partial, "wb") as handle:
+
+        def download(handle):
+            with urllib.request.urlopen(url) as response:
                 for block in iter(lambda: response.read(1 << 20), b""):
                     handle.write(block)
+        try:
+            _write_new(path, download)
         except OSError as error:
             raise DatasetError(f"{url}: could not be downloaded ({error})") from None
-    os.replace(partial, path)
     return path
+
+
+def _write_new(path, write):
+    """``path`` written by ``write(handle)`` under a name no other writer uses, then moved into
+    place in one step: two processes fetching one dataset (distributed workers) never write into
+    one file, and no reader sees half of one."""
+    handle, partial = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".",
+                                       suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
 
 
 def _scratch_folder():
