@@ -63,8 +63,8 @@ def test_a_line_holds_what_the_scan_checked(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("twice.jsonl", '{"text": "a", "label": 0, "label": 1}\n', r"twice.jsonl:1: .*'label' appears twice"),
-    ("twice.json", '[{"text": "a", "text": "b"}]', r"twice.json: not JSON .*'text' appears twice"),
+    ("twice.jsonl", '{"text": "a", "label": 0, "label": 1}\n', r"twice.jsonl:1: .*key 'label' twice"),
+    ("twice.json", '[{"text": "a", "text": "b"}]', r"twice.json: not JSON .*key 'text' twice"),
     ("nan.jsonl", '{"text": "a", "label": NaN}\n', r"nan.jsonl:1: .*NaN is not a JSON value"),
     ("twice.csv", "text,label,label\nhello,0,1\n", r"twice.csv:1: the CSV header names 'label' more than once"),
 ])

@@ -42,6 +42,7 @@ import random
 import re
 import tempfile
 
+from . import strict_json
 from .errors import DatasetError, StorageKeyError
 from .storage import cache_home, storage_for
 
@@ -312,7 +313,7 @@ class _IndexedFile:
                                    f"({', '.join(self.header)})")
             return _check_example(dict(zip(self.header, row)), where)
         try:
-            value = _strict_json(text)
+            value = strict_json.loads(text)
         except ValueError as error:
             raise DatasetError(f"{where}: not a JSON object ({error})") from None
         return _check_example(value, where)
@@ -355,21 +356,6 @@ def _check_example(value, where):
     return value
 
 
-def _strict_json(text):
-    """``json.loads`` that refuses what JSON has not: a key given twice in one object (Python
-    keeps the last silently) and NaN / Infinity."""
-    def pairs(items):
-        value = {}
-        for key, item in items:
-            if key in value:
-                raise ValueError(f"the key {key!r} appears twice in one object")
-            value[key] = item
-        return value
-
-    def constant(name):
-        raise ValueError(f"{name} is not a JSON value")
-
-    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
 
 
 def _decode(raw, location, number):
@@ -394,7 +380,7 @@ def _read_json(path, location):
     with open(path, "rb") as handle:
         raw = handle.read()
     try:
-        value = _strict_json(_decode(raw, location, 1))
+        value = strict_json.loads(_decode(raw, location, 1))
     except ValueError as error:
         raise DatasetError(f"{location}: not JSON ({error})") from None
     if isinstance(value, dict) and isinstance(value.get("examples"), list):

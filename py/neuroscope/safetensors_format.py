@@ -28,6 +28,7 @@ import struct
 import sys
 from dataclasses import dataclass
 
+from . import strict_json
 from .errors import ModelFormatError
 
 try:
@@ -263,11 +264,10 @@ def parse_header(view, name):
                                f"file has {size}")
 
     try:
-        header = json.loads(bytes(view[8:8 + header_len]).decode("utf-8"),
-                            object_pairs_hook=_no_duplicates(name))
+        header = strict_json.loads(bytes(view[8:8 + header_len]).decode("utf-8"))
     except UnicodeDecodeError as err:
         raise ModelFormatError(f"{name}: header is not UTF-8 ({err})") from None
-    except json.JSONDecodeError as err:
+    except ValueError as err:
         raise ModelFormatError(f"{name}: header is not valid JSON ({err})") from None
     if not isinstance(header, dict):
         raise ModelFormatError(f"{name}: header is a JSON {type(header).__name__}, expected an object")
@@ -290,16 +290,6 @@ def parse_header(view, name):
     return metadata, infos
 
 
-def _no_duplicates(name):
-    """A ``json.loads`` hook refusing a key given twice in one object (json keeps the last)."""
-    def reject_duplicates(pairs):
-        seen = {}
-        for key, value in pairs:
-            if key in seen:
-                raise ModelFormatError(f"{name}: has key {key!r} twice in one JSON object")
-            seen[key] = value
-        return seen
-    return reject_duplicates
 
 
 def _check_metadata(where, metadata):
@@ -366,8 +356,8 @@ class ShardedSafetensors(TensorReader):
         with open(name, "rb") as handle:
             text = handle.read()
         try:
-            index = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicates(name))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            index = strict_json.loads(text.decode("utf-8"))
+        except ValueError as err:  # UnicodeDecodeError is one too
             raise ModelFormatError(f"{name}: index is not valid JSON ({err})") from None
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
         if not isinstance(weight_map, dict) or not all(isinstance(s, str) for s in weight_map.values()):
