@@ -7,6 +7,7 @@ is compared on a tiny random GPT-2 with the same prompts and metric, to 1e-4.
 """
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -142,15 +143,46 @@ def test_texts_and_padding_are_those_of_both_runs():
     demo = ns.TransformerModel.from_huggingface("demo")
     clean = ["When Mary and John went to the store, John gave a drink to", "The cat sat on the mat and the"]
     corrupt = ["When Mary and John went to the store, Kate gave a drink to", "The dog sat on the mat and the"]
-    metric = analysis.logit_diff_metric([demo.to_single_token(" Mary")] * 2, [demo.to_single_token(" John")] * 2)
-    swept = analysis.patching_sweep(demo, clean, corrupt, metric, kind="resid_pre", layers=[1], progress=False)
     tokens, mask = demo.tokenize(corrupt)
+    last = [int(sum(row)) - 1 for row in mask.tolist()]  # each prompt's last real token
+    metric = analysis.logit_diff_metric(demo.to_single_token(" Mary"), demo.to_single_token(" John"), last)
+    swept = analysis.patching_sweep(demo, clean, corrupt, metric, kind="resid_pre", layers=[1], progress=False)
     _, cache = demo.run_with_cache(clean, names_filter=["blocks.1.hook_resid_pre"])
     by_ids = analysis.get_act_patch_resid_pre(demo, tokens, cache, metric, layers=[1], attention_mask=mask,
                                               progress=False)
     np.testing.assert_array_equal(swept.numpy(), by_ids.numpy())
     with pytest.raises(ValueError, match=r"prompt 1 are padded differently .*position by position"):
         analysis.get_act_patch_resid_pre(demo, tokens, cache, metric, layers=[1], progress=False)
+
+
+def test_a_metric_reading_a_pad_is_refused_and_positions_per_prompt_are_taken():
+    # With right padding, position -1 of a shorter prompt is a pad: its metric read the pad's
+    # logits, silently. The sweep now refuses, naming each prompt's last real token.
+    demo = ns.TransformerModel.from_huggingface("demo")
+    clean = ["When Mary and John went to the store, John gave a drink to", "The cat sat on the mat and the"]
+    corrupt = ["When Mary and John went to the store, Kate gave a drink to", "The dog sat on the mat and the"]
+    mary, john = demo.to_single_token(" Mary"), demo.to_single_token(" John")
+    _, mask = demo.tokenize(corrupt)
+    last = [int(sum(row)) - 1 for row in mask.tolist()]
+    assert last[1] < mask.shape[1] - 1  # the second prompt is padded
+    with pytest.raises(ValueError, match=re.escape(f"reads position -1, a pad in prompt 1: pass position={last}")):
+        analysis.patching_sweep(demo, clean, corrupt, analysis.logit_diff_metric(mary, john), layers=[1],
+                                progress=False)
+    metric = analysis.logit_diff_metric(mary, john, position=last)
+    swept = analysis.patching_sweep(demo, clean, corrupt, metric, layers=[1], progress=False)
+    assert swept.shape == (1, mask.shape[1])
+    # Each prompt's metric at its own last token: the mean of the prompts run alone.
+    alone = [demo(text).numpy()[0, -1] for text in corrupt]
+    tokens, _ = demo.tokenize(corrupt)
+    got = metric(demo(tokens, attention_mask=mask)).item()
+    assert got == pytest.approx(np.mean([row[mary] - row[john] for row in alone]), abs=1e-4)
+    probability = analysis.probability_metric(mary, position=last)
+    assert probability(demo(tokens, attention_mask=mask)).item() == pytest.approx(
+        np.mean([np.exp(row[mary] - row.max()) / np.exp(row - row.max()).sum() for row in alone]), abs=1e-5)
+    with pytest.raises(ValueError, match=re.escape(f"reads position -1, a pad in prompt 1: pass position={last}")):
+        analysis.attribution_patching(demo, clean, corrupt, analysis.logit_diff_metric(mary, john), nodes="heads")
+    with pytest.raises(ValueError, match=r"one position, or a list of one per example \(2\)"):
+        analysis.logit_diff_metric(mary, john, position=[3])(demo(tokens, attention_mask=mask))
 
 
 def test_bad_inputs_are_named(small):

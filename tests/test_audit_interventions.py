@@ -184,6 +184,8 @@ def test_attribution_refuses_texts_padded_differently():
                                          r"mask \[1, 1, 1, 1, 1, 1, 0, 0, 0\] vs \[1, 1, 1, 1, 1, 1, 1, 1, 1\]\)"):
         analysis.attribution_patching(model, clean, corrupted, metric)
     alike = ["When John and Mary went", "When Anna and Tom went to the park"]
+    last = [int(sum(row)) - 1 for row in model.tokenize(clean)[1].tolist()]  # not a pad: position -1 is one
+    metric = analysis.logit_diff_metric(5, 6, position=last)
     assert analysis.attribution_patching(model, clean, alike, metric).shape == (4, 9)
 
 

@@ -36,7 +36,7 @@ from ..autograd import enable_grad
 from ..names import act_name
 from ..progress import progress_reporter
 from ..tensor import Tensor, as_tensor, cat, stack
-from .common import mask_rows
+from .common import check_metric_positions, mask_rows
 
 METHODS = ("atp", "eap", "eap-ig")
 # nodes -> (short hook name, the axes of its scores)
@@ -97,6 +97,7 @@ def attribution_patching(model, clean, corrupted, metric, nodes=None, method="at
         raise ValueError(f"the clean and the corrupted prompt {row} are padded differently (attention mask "
                          f"{real[row]} vs {corrupt_real[row]}): attribution compares activations position by "
                          "position, so each pair must tokenize to the same length")
+    check_metric_positions(metric, mask, clean.shape)
     steps = ig_steps if method == "eap-ig" else 1
     if nodes == "edges":
         return _edges(model, clean, corrupted, metric, mask, steps, method, progress)

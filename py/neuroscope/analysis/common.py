@@ -93,6 +93,24 @@ def mask_rows(mask, shape):
     return [[int(bool(value)) for value in row] for row in rows]
 
 
+def check_metric_positions(metric, attention_mask, shape):
+    """Refuses a metric that says which position it reads (``metric.position``: the metrics of
+    patching.py) when that position is a pad of some prompt (right padding, position -1)."""
+    position = getattr(metric, "position", None)
+    if position is None or attention_mask is None:
+        return
+    rows = mask_rows(attention_mask, shape)
+    chosen = [position] * shape[0] if is_integer(position) else list(
+        position.tolist() if hasattr(position, "tolist") else position)
+    if len(chosen) != shape[0]:
+        return  # the metric itself names the mismatch when it runs
+    for row, (mask, at) in enumerate(zip(rows, chosen)):
+        if is_integer(at) and -shape[1] <= at < shape[1] and not mask[at]:
+            last = [max(i for i, real in enumerate(m) if real) if any(m) else 0 for m in rows]
+            raise ValueError(f"the metric reads position {position!r}, a pad in prompt {row}: pass "
+                             f"position={last} (each prompt's last real token), or pad on the left")
+
+
 def final_layer(layer, n_layers, purpose):
     """TransformerLens' convention: None and -1 mean ``n_layers`` (the input to the unembed)."""
     if layer is None or layer == -1:

@@ -24,13 +24,13 @@ Shapes: b batch, p positions, v vocabulary, l layers, h heads. Metrics take
 logits ``[b, p, v]`` and return a scalar (a 0-d or one-element Tensor, or a float).
 """
 
-from ..args import is_integer
+from ..args import as_indices, is_integer
 from ..hooks import InterventionHook
 from ..interventions import Patch
 from ..names import act_name
 from ..progress import progress_reporter
-from ..tensor import Tensor, as_tensor
-from .common import MissingActivationError, mask_rows
+from ..tensor import Tensor, as_tensor, cat
+from .common import MissingActivationError, check_metric_positions, mask_rows
 
 # The axes a sweep may iterate over, and the activation axis each one selects.
 _AXES = ("layer", "pos", "head")
@@ -79,6 +79,7 @@ def generic_activation_patch(model, corrupted_tokens, clean_cache, patching_metr
     axes = [ranges[axis] for axis in index_axis_names]
     cells = _product(axes)
     _check_clean(clean_cache, names, tokens, where["pos"], attention_mask)
+    check_metric_positions(patching_metric, attention_mask, tokens.shape)
     group = _cells_per_forward(cells_per_forward, len(cells), tokens.shape)
     report = progress_reporter(progress, f"patching {activation_name}")
     report(0, len(cells))
@@ -210,25 +211,44 @@ def _answer_ids(tokens, batch, backend, what):
 def logit_diff_metric(correct, incorrect, position=-1):
     """``metric(logits)``: mean over the batch of ``logit[correct] - logit[incorrect]`` at ``position``.
 
-    ``correct`` / ``incorrect`` are one token id each, or one id per example.
+    ``correct`` / ``incorrect`` are one token id each, or one id per example. ``position`` is
+    one position for every example, or one per example (with right padding each prompt's last
+    real token is ``mask.sum(-1) - 1``; a sweep refuses a position that reads a pad).
     """
     def logit_diff(logits):
-        last = logits[:, position]  # [b, v]
+        last = _at_positions(logits, position)  # [b, v]
         batch = last.shape[0]
         right = last.take_along(_answer_ids(correct, batch, last.backend, "correct"), axis=-1)
         wrong = last.take_along(_answer_ids(incorrect, batch, last.backend, "incorrect"), axis=-1)
         return (right - wrong).mean()
 
+    logit_diff.position = position
     return logit_diff
 
 
 def probability_metric(token, position=-1):
-    """``metric(logits)``: mean over the batch of the probability of ``token`` at ``position``."""
+    """``metric(logits)``: mean over the batch of the probability of ``token`` at ``position``
+    (one position, or one per example, as ``logit_diff_metric``)."""
     def probability(logits):
-        probs = logits[:, position].softmax(-1)  # [b, v]
+        probs = _at_positions(logits, position).softmax(-1)  # [b, v]
         return probs.take_along(_answer_ids(token, probs.shape[0], probs.backend, "token"), axis=-1).mean()
 
+    probability.position = position
     return probability
+
+
+def _at_positions(logits, position):
+    """``logits[:, position]`` ([b, v]), ``position`` one index or one per example."""
+    batch, n_positions = logits.shape[:2]
+    if is_integer(position):
+        as_indices([position], "position", n_positions, negative=True)
+        return logits[:, int(position)]
+    rows = position.tolist() if hasattr(position, "tolist") else position
+    if not isinstance(rows, (list, tuple)) or len(rows) != batch:
+        raise ValueError(f"position={position!r}; expected one position, or a list of one per example "
+                         f"({batch})")
+    rows = as_indices(list(rows), "position", n_positions, negative=True)
+    return cat([logits[i:i + 1, p] for i, p in enumerate(rows)], 0)
 
 
 def normalized_metric(metric, clean_logits, corrupted_logits):
@@ -241,6 +261,7 @@ def normalized_metric(metric, clean_logits, corrupted_logits):
     def normalized(logits):
         return (_scalar(metric(logits)) - corrupted) / (clean - corrupted)
 
+    normalized.position = getattr(metric, "position", None)
     return normalized
 
 
