@@ -10,8 +10,7 @@ The last row ("final_post") reproduces the model's own output.
 Shapes: c stack entries (layers), p positions, d d_model, v vocabulary, k top-k.
 """
 
-from ..tensor import as_tensor
-from .common import Slice
+from .common import Slice, mask_rows
 from .lens import accumulated_resid, single_token
 
 
@@ -89,10 +88,8 @@ def logit_lens(model, cache, k=5, batch_index=0, positions=None, incl_mid=False,
     if not -stack.shape[1] <= batch_index < stack.shape[1]:
         raise IndexError(f"batch_index {batch_index} requested, the cache holds {stack.shape[1]} prompts")
     real = list(range(stack.shape[2]))  # the prompt's tokens' positions in the batch
-    mask = getattr(cache, "attention_mask", None)
-    if mask is not None:
-        keep = as_tensor(mask, dtype="int64")[batch_index].tolist()
-        real = [position for position in real if keep[position]]
+    keep = mask_rows(getattr(cache, "attention_mask", None), stack.shape[1:3])[batch_index]
+    real = [position for position in real if keep[position]]
     n_positions = len(real)
     columns = Slice(positions if not isinstance(positions, int) else [positions]).indices(n_positions)
     if not columns:
